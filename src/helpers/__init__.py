@@ -1,0 +1,9 @@
+"""The thin, tested library behind the notebooks of this suite.
+
+One concern per module: ``config`` (paths, profiles), ``artifacts`` (manifests, atomic files,
+resumable JSONL), ``models`` (embedded and Hugging Face LMs and encoders), ``generation``
+(batched engine, vLLM backend, log-prob scoring), ``throughput``, ``plots`` (``save_fig``),
+``run_notebooks`` (headless execution) and ``cli`` (``python -m helpers``).
+"""
+
+__version__ = "0.1.0"

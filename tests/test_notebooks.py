@@ -1,0 +1,32 @@
+"""Every committed notebook is clean, starts with a parameters cell, and runs in the smoke profile."""
+
+import nbformat
+import pytest
+
+from helpers.config import data_dir, figures_dir
+from helpers.run_notebooks import execute_notebook, find_notebooks
+
+NOTEBOOKS = find_notebooks()
+
+
+def test_the_suite_has_notebooks():
+    assert NOTEBOOKS and NOTEBOOKS[0].name.startswith("00_")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_and_parameters_first(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    with_outputs = [i for i, c in enumerate(code) if c.outputs or c.execution_count]
+    assert not with_outputs, f"{path.name}: code cells {with_outputs} carry outputs; clear them before committing"
+    assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell must be tagged 'parameters'"
+    assert "PROFILE" in code[0].source, f"{path.name}: the parameters cell must set PROFILE"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_profile(path):
+    timing = execute_notebook(path, "smoke", data_dir() / "executed")
+    assert timing.ok
+    assert list(figures_dir().glob("*.png")) or list(figures_dir().glob("*.html")), \
+        f"{path.name} saved no figure through helpers.plots.save_fig"
