@@ -111,7 +111,7 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
 class HFEngine:
     """Batched generation and scoring with a Hugging Face causal LM (any device)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 32, score_batch_size: int = 8):
+    def __init__(self, model, tokenizer, batch_size: int = 64, score_batch_size: int = 8):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -120,7 +120,7 @@ class HFEngine:
             tokenizer.pad_token = tokenizer.eos_token
 
     @classmethod
-    def from_name(cls, name: str, batch_size: int = 32, **load_kwargs) -> "HFEngine":
+    def from_name(cls, name: str, batch_size: int = 64, **load_kwargs) -> "HFEngine":
         from .models import load_lm
 
         model, tokenizer = load_lm(name, **load_kwargs)

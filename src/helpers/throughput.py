@@ -28,9 +28,9 @@ class ThroughputConfig:
     """Knobs of notebook 00 (``helpers.config.preset(THROUGHPUT_PRESETS, profile, ...)``)."""
 
     model: str = "smollm2-135m-instruct"
-    n_prompts: int = 32
+    n_prompts: int = 64
     max_new_tokens: int = 48
-    batch_sizes: tuple[int, ...] = (2, 4, 8, 16, 32)
+    batch_sizes: tuple[int, ...] = (4, 16, 32, 64)
 
 
 THROUGHPUT_PRESETS = {
