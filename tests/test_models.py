@@ -43,7 +43,11 @@ def test_embedded_encoder_embeds_similar_sentences_closer():
 
 
 def test_unknown_name_error_names_embedded_models(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # fail at once instead of retrying the network
+    import huggingface_hub.constants
+
+    # Fail at once instead of retrying the network; the hub library reads the variable at import.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(models.ModelNotAvailableError) as error:
         models.load_lm("no-such-org/no-such-model")
     message = str(error.value)

@@ -3,6 +3,10 @@
     python -m helpers models list            # embedded models and where their weights are
     python -m helpers models prepare         # convert and cache the embedded models once
     python -m helpers notebooks --profile smoke 00
+    python -m helpers tasks list             # registered tasks with domain and answer format
+    python -m helpers reflect generate --model NAME --tasks T1,T2 [--tasks-file F.jsonl] \
+        --n-questions N --seed S [--shard i/N] --out DIR     # DIR/raw.jsonl + manifest, resumes
+    python -m helpers reflect curate --run DIR [--judge NAME]  # DIR/d_plus*.jsonl, d_pref.jsonl
 """
 
 from __future__ import annotations
@@ -34,6 +38,43 @@ def _models_prepare(args) -> int:
     return 0
 
 
+def _tasks_list(args) -> int:
+    from .tasks.registry import TASKS
+
+    print(f"{'task':26s} {'domain':12s} format")
+    for source in TASKS.values():
+        print(f"{source.name:26s} {source.domain:12s} {source.answer_format}")
+    return 0
+
+
+def _reflect_generate(args) -> int:
+    from .config import preset
+    from .reflection.pipeline import REFLECTION_PRESETS, generate, parse_shard
+
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks is not None else None
+    if args.tasks_file and args.tasks is None:
+        tasks = ()
+    cfg = preset(REFLECTION_PRESETS, args.profile, model=args.model, reflector=args.reflector, tasks=tasks,
+                 tasks_file=args.tasks_file, tasks_file_format=args.tasks_file_format,
+                 n_questions=args.n_questions, n_reflections=args.n_reflections, seed=args.seed,
+                 batch_size=args.batch_size)
+    start = time.perf_counter()
+    path = generate(cfg, args.out, shard=parse_shard(args.shard))
+    print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _reflect_curate(args) -> int:
+    from .generation import make_engine
+    from .reflection.curation import write_curated
+    from .reflection.pipeline import read_run_records
+
+    records = read_run_records(args.run)
+    sizes = write_curated(args.run, records, make_engine(args.judge))
+    print(" ".join(f"{name}={size}" for name, size in sizes.items()), f"(from {len(records)} questions)")
+    return 0
+
+
 def _notebooks(args) -> int:
     from .run_notebooks import main as run_main
 
@@ -50,6 +91,30 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--lm", default=models.DEFAULT_LM)
     prepare.add_argument("--encoder", default=models.DEFAULT_ENCODER)
     prepare.set_defaults(func=_models_prepare)
+
+    tasks = commands.add_parser("tasks", help="the task registry").add_subparsers(dest="action", required=True)
+    tasks.add_parser("list", help="registered tasks").set_defaults(func=_tasks_list)
+
+    reflect = commands.add_parser("reflect", help="reflection data (ReflectEvo)").add_subparsers(dest="action",
+                                                                                              required=True)
+    gen = reflect.add_parser("generate", help="trial, reflect, retry; appends to OUT/raw.jsonl and resumes")
+    gen.add_argument("--profile", default="default", help="preset the other flags override (default: default)")
+    gen.add_argument("--model", help="generator: embedded name, hub id or folder")
+    gen.add_argument("--reflector", help="reflector model (default: the generator)")
+    gen.add_argument("--tasks", help="comma-separated task names (see `tasks list`)")
+    gen.add_argument("--tasks-file", help="JSONL in ReflectEvo's data_source format (question, answer[, test_list])")
+    gen.add_argument("--tasks-file-format", default="choice", choices=["choice", "text", "math", "code"])
+    gen.add_argument("--n-questions", type=int)
+    gen.add_argument("--n-reflections", type=int)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--batch-size", type=int)
+    gen.add_argument("--shard", help="i/N: this machine's share of the questions")
+    gen.add_argument("--out", required=True, help="run folder")
+    gen.set_defaults(func=_reflect_generate)
+    cur = reflect.add_parser("curate", help="write d_plus.jsonl, d_plus_minus.jsonl and d_pref.jsonl")
+    cur.add_argument("--run", required=True, help="run folder of `reflect generate`")
+    cur.add_argument("--judge", default=models.DEFAULT_LM, help="LM judge for Dpref")
+    cur.set_defaults(func=_reflect_curate)
 
     notebooks = commands.add_parser("notebooks", help="execute notebooks headless (helpers.run_notebooks)")
     notebooks.add_argument("names", nargs="*")

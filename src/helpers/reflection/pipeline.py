@@ -1,0 +1,238 @@
+"""The trial-reflect-retry pipeline that makes ReflectEvo-style reflection data.
+
+    cfg = preset(REFLECTION_PRESETS, "default")
+    run = generate(cfg, out_dir)            # appends records to out_dir/raw.jsonl, resumes
+
+For each question: trial 1 (greedy) is checked against the gold answer; when it failed, the
+reflector samples ``n_reflections`` reflections, each following one instruction of the 32-item
+pool; for each reflection the generator answers again (trial 2, greedy) and is checked again.
+Questions are processed in chunks; every finished question is appended to the JSONL file at once,
+so a killed run loses at most the chunk in flight and a new run skips the ids already written.
+With ``shard=(i, N)`` the run takes every N-th question starting at i and writes
+``raw-shard-i-of-N.jsonl``: N machines produce disjoint files that ``read_run_records`` merges.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..artifacts import append_jsonl, read_jsonl, to_jsonable, write_manifest
+from ..generation import Engine, SamplingParams, make_engine, render_prompt
+from ..models import model_fingerprint
+from ..tasks import TaskItem, check
+from ..tasks.loaders import read_data_source_jsonl
+from ..tasks.registry import build_items, parse_task_names
+from .prompts import (INSTRUCTION_POOL_VERSION, REFLECTION_STOP, TRIAL_STOP, Instruction, instruction_pool,
+                      reason_prompt, reflect_prompt, retry_prompt, trial_text)
+
+DEFAULT_TASK_MIX = ("basic_arithmetic", "chain_sum", "gcd", "count_bits", "base_conversion", "letter_counting",
+                    "spell_backward_mc", "word_sequence_reversal_mc", "syllogism_mc", "family_relationships_mc",
+                    "color_cube_rotation_mc", "weekday_mc")
+
+
+@dataclass(frozen=True)
+class ReflectionConfig:
+    """Everything that decides what a generation run produces (recorded in its manifest)."""
+
+    model: str = "smollm2-135m-instruct"
+    reflector: str | None = None  # None: the generator reflects on its own failures
+    tasks: tuple[str, ...] = DEFAULT_TASK_MIX
+    tasks_file: str | None = None  # extra questions from a JSONL file in ReflectEvo's data_source format
+    tasks_file_format: str = "choice"  # answer format of the file's questions (choice, text, math, code)
+    n_questions: int = 300  # in total, spread evenly over the tasks (the file counts as one task)
+    n_reflections: int = 4  # sampled per failed question
+    reflection_temperature: float = 0.8
+    reflection_top_p: float = 0.95
+    trial_max_new_tokens: int = 96
+    reflection_max_new_tokens: int = 128
+    seed: int = 0
+    batch_size: int = 64
+    chunk_size: int = 64  # questions per resumable chunk
+
+
+REFLECTION_PRESETS = {
+    "smoke": ReflectionConfig(tasks=("basic_arithmetic", "syllogism_mc", "letter_counting"), n_questions=6,
+                              n_reflections=2, trial_max_new_tokens=48, reflection_max_new_tokens=48,
+                              chunk_size=6),
+    "default": ReflectionConfig(),
+    "paper": ReflectionConfig(model="meta-llama/Meta-Llama-3-8B-Instruct", n_questions=10_000, n_reflections=8,
+                              trial_max_new_tokens=512, reflection_max_new_tokens=256, batch_size=256,
+                              chunk_size=1024),
+}
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"`` -> (i, N) with 0 <= i < N; None stays None."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/N (e.g. 0/4), got {text!r}.") from None
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {text}: need 0 <= i < N.")
+    return index, count
+
+
+def raw_file(out_dir: Path, shard: tuple[int, int] | None) -> Path:
+    return out_dir / ("raw.jsonl" if shard is None else f"raw-shard-{shard[0]}-of-{shard[1]}.jsonl")
+
+
+def select_items(cfg: ReflectionConfig, shard: tuple[int, int] | None = None) -> list[TaskItem]:
+    """The run's questions, in order: ``n_questions`` spread over the tasks (and the tasks file),
+    then this shard's share."""
+    tasks = parse_task_names(list(cfg.tasks)) if cfg.tasks or not cfg.tasks_file else []
+    sources = len(tasks) + (cfg.tasks_file is not None)
+    per_task = -(-cfg.n_questions // sources)
+    file_items = []
+    if cfg.tasks_file:
+        path = Path(cfg.tasks_file)
+        file_items = read_data_source_jsonl(path, task=path.stem, domain="custom",
+                                            answer_format=cfg.tasks_file_format)[:per_task]
+    registry_items = build_items(tasks, per_task, cfg.seed) if tasks else []
+    items = (registry_items + file_items)[: cfg.n_questions]
+    if shard is not None:
+        items = items[shard[0]::shard[1]]
+    return items
+
+
+def choose_instructions(item_id: str, count: int, seed: int) -> list[Instruction]:
+    """``count`` instructions for one failed question, without repeats while the pool lasts;
+    the same question, count and seed always get the same instructions."""
+    pool = instruction_pool()
+    rng = random.Random(f"{seed}/{item_id}")
+    order = rng.sample(pool, len(pool))
+    return [order[k % len(pool)] for k in range(count)]
+
+
+@dataclass
+class _Engines:
+    generator: Engine
+    reflector: Engine
+
+
+def _prefixed(engine: Engine, messages: list[dict]) -> str:
+    """A chat prompt with the assistant turn opened on "Thought:", ReAct style."""
+    return render_prompt(engine.tokenizer, messages) + "Thought:"
+
+
+def _trial_output(item: TaskItem, reasoning: str, trial: int, reflection: str | None,
+                  instruction: Instruction | None, source: str) -> dict:
+    verdict = check(item, "Thought:" + reasoning)
+    output = {
+        "generated_answer": verdict.extracted or "",
+        "reflections": [] if reflection is None else [reflection],
+        "reasoning": trial_text(reasoning, verdict.correct),
+        "is_correct": verdict.correct,
+        "trial": trial,
+        "reasoning_source": source,
+        "reflection_source": "N/A" if reflection is None else source,
+    }
+    if instruction is not None:
+        output["instruction"] = instruction.id
+    if verdict.detail:
+        output["check_detail"] = verdict.detail
+    return output
+
+
+def first_trials(items: list[TaskItem], engine: Engine, cfg: ReflectionConfig, source: str,
+                 progress: bool = False) -> list[dict]:
+    """Raw records (release field names) holding each question's checked first trial."""
+    greedy = SamplingParams(max_new_tokens=cfg.trial_max_new_tokens, stop=TRIAL_STOP, seed=cfg.seed)
+    outputs = engine.generate([_prefixed(engine, reason_prompt(item.question)) for item in items], greedy,
+                              progress=progress)
+    return [{"question": item.question, "answer": item.answer, "id": item.id, "task": item.task,
+             "domain": item.domain, "output": [_trial_output(item, outs[0].text, 1, None, None, source)]}
+            for item, outs in zip(items, outputs)]
+
+
+def process_chunk(items: list[TaskItem], engines: _Engines, cfg: ReflectionConfig, sources: tuple[str, str],
+                  progress: bool = False) -> list[dict]:
+    """Raw records for a chunk of questions: first trial, reflections on failures, second trials."""
+    records = first_trials(items, engines.generator, cfg, sources[0], progress)
+    failed = [(item, rec) for item, rec in zip(items, records) if not rec["output"][0]["is_correct"]]
+    requests = [(item, rec, instruction) for item, rec in failed
+                for instruction in choose_instructions(item.id, cfg.n_reflections, cfg.seed)]
+    if not requests:
+        return records
+    sampling = SamplingParams(temperature=cfg.reflection_temperature, top_p=cfg.reflection_top_p,
+                              max_new_tokens=cfg.reflection_max_new_tokens, stop=REFLECTION_STOP, seed=cfg.seed)
+    reflections = engines.reflector.generate(
+        [reflect_prompt(item.question, rec["output"][0]["reasoning"], ins) for item, rec, ins in requests],
+        sampling, progress=progress)
+    greedy = SamplingParams(max_new_tokens=cfg.trial_max_new_tokens, stop=TRIAL_STOP, seed=cfg.seed)
+    retries = engines.generator.generate(
+        [_prefixed(engines.generator, retry_prompt(item.question, rec["output"][0]["reasoning"], ref[0].text))
+         for (item, rec, _), ref in zip(requests, reflections)], greedy, progress=progress)
+    for (item, rec, instruction), ref, retry in zip(requests, reflections, retries):
+        rec["output"].append(_trial_output(item, retry[0].text, 2, ref[0].text.strip(), instruction, sources[1]))
+    return records
+
+
+def done_ids(path: Path) -> set[str]:
+    return {str(record["id"]) for record in read_jsonl(path)}
+
+
+def _check_manifest(out_dir: Path, cfg: ReflectionConfig) -> None:
+    """Refuse to resume into a folder whose manifest records another configuration."""
+    manifest = out_dir / "manifest.json"
+    if manifest.exists():
+        recorded = json.loads(manifest.read_text()).get("config")
+        if recorded is not None and recorded != to_jsonable(cfg):
+            raise ValueError(f"{out_dir} holds a run with another configuration ({manifest}); "
+                             "resume with the same settings or choose a new --out folder.")
+
+
+def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] | None = None,
+             engines: _Engines | None = None, progress: bool = True) -> Path:
+    """Run (or resume) the pipeline; return the raw JSONL path. Writes ``manifest.json`` too."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_manifest(out_dir, cfg)
+    items = select_items(cfg, shard)
+    path = raw_file(out_dir, shard)
+    finished = done_ids(path)
+    todo = [item for item in items if item.id not in finished]
+    if engines is None:
+        generator = make_engine(cfg.model, batch_size=cfg.batch_size)
+        reflector = generator if cfg.reflector in (None, cfg.model) else make_engine(cfg.reflector,
+                                                                                   batch_size=cfg.batch_size)
+        engines = _Engines(generator, reflector)
+    write_manifest(out_dir, cfg, generator=model_fingerprint(cfg.model),
+                   reflector=model_fingerprint(cfg.reflector or cfg.model),
+                   instruction_pool=INSTRUCTION_POOL_VERSION, seed=cfg.seed, task_mix=list(cfg.tasks),
+                   n_items=len(items), shard=shard)
+    sources = (cfg.model, cfg.reflector or cfg.model)
+    start = time.perf_counter()
+    for chunk in _chunks(todo, cfg.chunk_size):
+        for record in process_chunk(chunk, engines, cfg, sources, progress=progress):
+            append_jsonl(path, record)
+        if progress:
+            print(f"{len(done_ids(path))}/{len(items)} questions done, {time.perf_counter() - start:.0f} s", flush=True)
+    return path
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def read_run_records(out_dir: Path | str) -> list[dict]:
+    """All raw records of a run folder (``raw.jsonl`` and any shard files), one per id."""
+    out_dir = Path(out_dir)
+    files = sorted(out_dir.glob("raw*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"No raw*.jsonl in {out_dir}: run `python -m helpers reflect generate --out {out_dir}` first.")
+    seen, records = set(), []
+    for path in files:
+        for record in read_jsonl(path):
+            if str(record["id"]) not in seen:
+                seen.add(str(record["id"]))
+                records.append(record)
+    return records
+
