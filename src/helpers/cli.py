@@ -57,7 +57,7 @@ def _reflect_generate(args) -> int:
     cfg = preset(REFLECTION_PRESETS, args.profile, model=args.model, reflector=args.reflector, tasks=tasks,
                  tasks_file=args.tasks_file, tasks_file_format=args.tasks_file_format,
                  n_questions=args.n_questions, n_reflections=args.n_reflections, seed=args.seed,
-                 batch_size=args.batch_size)
+                 batch_size=args.batch_size, chunk_size=args.chunk_size)
     start = time.perf_counter()
     path = generate(cfg, args.out, shard=parse_shard(args.shard))
     print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
@@ -70,7 +70,7 @@ def _reflect_curate(args) -> int:
     from .reflection.pipeline import read_run_records
 
     records = read_run_records(args.run)
-    sizes = write_curated(args.run, records, make_engine(args.judge))
+    sizes = write_curated(args.run, records, make_engine(args.judge), args.pref_pairs_per_question)
     print(" ".join(f"{name}={size}" for name, size in sizes.items()), f"(from {len(records)} questions)")
     return 0
 
@@ -108,12 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n-reflections", type=int)
     gen.add_argument("--seed", type=int)
     gen.add_argument("--batch-size", type=int)
+    gen.add_argument("--chunk-size", type=int, help="questions per resumable chunk")
     gen.add_argument("--shard", help="i/N: this machine's share of the questions")
     gen.add_argument("--out", required=True, help="run folder")
     gen.set_defaults(func=_reflect_generate)
     cur = reflect.add_parser("curate", help="write d_plus.jsonl, d_plus_minus.jsonl and d_pref.jsonl")
     cur.add_argument("--run", required=True, help="run folder of `reflect generate`")
     cur.add_argument("--judge", default=models.DEFAULT_LM, help="LM judge for Dpref")
+    cur.add_argument("--pref-pairs-per-question", type=int, default=4, help="reflection pairs judged per failure")
     cur.set_defaults(func=_reflect_curate)
 
     notebooks = commands.add_parser("notebooks", help="execute notebooks headless (helpers.run_notebooks)")

@@ -133,12 +133,13 @@ def curate_d_pref(records: list[dict], judge: Engine, max_pairs: int = MAX_PAIRS
     return curated
 
 
-def write_curated(run_dir: Path | str, records: list[dict], judge: Engine) -> dict[str, int]:
+def write_curated(run_dir: Path | str, records: list[dict], judge: Engine,
+                  pref_pairs_per_question: int = MAX_PAIRS_PER_QUESTION) -> dict[str, int]:
     """Write ``d_plus.jsonl``, ``d_plus_minus.jsonl`` and ``d_pref.jsonl`` into ``run_dir``;
     return their sizes."""
     run_dir = Path(run_dir)
     sets = {"d_plus": curate_d_plus(records), "d_plus_minus": curate_d_plus_minus(records),
-            "d_pref": curate_d_pref(records, judge)}
+            "d_pref": curate_d_pref(records, judge, pref_pairs_per_question)}
     for name, curated in sets.items():
         write_records(run_dir / f"{name}.jsonl", curated)
     return {name: len(curated) for name, curated in sets.items()}

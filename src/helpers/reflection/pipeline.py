@@ -45,14 +45,16 @@ class ReflectionConfig:
     tasks_file: str | None = None  # extra questions from a JSONL file in ReflectEvo's data_source format
     tasks_file_format: str = "choice"  # answer format of the file's questions (choice, text, math, code)
     n_questions: int = 300  # in total, spread evenly over the tasks (the file counts as one task)
-    n_reflections: int = 4  # sampled per failed question
+    n_reflections: int = 3  # sampled per failed question
     reflection_temperature: float = 0.8
     reflection_top_p: float = 0.95
-    trial_max_new_tokens: int = 96
-    reflection_max_new_tokens: int = 128
+    trial_max_new_tokens: int = 80
+    reflection_max_new_tokens: int = 112
     seed: int = 0
     batch_size: int = 64
     chunk_size: int = 64  # questions per resumable chunk
+    judge: str | None = None  # LM judge that ranks reflection pairs for Dpref (None: the generator)
+    pref_pairs_per_question: int = 1  # reflection pairs judged per failed question
 
 
 REFLECTION_PRESETS = {
@@ -111,7 +113,9 @@ def choose_instructions(item_id: str, count: int, seed: int) -> list[Instruction
 
 
 @dataclass
-class _Engines:
+class Engines:
+    """The generator and the reflector (the same engine when the model reflects on itself)."""
+
     generator: Engine
     reflector: Engine
 
@@ -151,7 +155,7 @@ def first_trials(items: list[TaskItem], engine: Engine, cfg: ReflectionConfig, s
             for item, outs in zip(items, outputs)]
 
 
-def process_chunk(items: list[TaskItem], engines: _Engines, cfg: ReflectionConfig, sources: tuple[str, str],
+def process_chunk(items: list[TaskItem], engines: Engines, cfg: ReflectionConfig, sources: tuple[str, str],
                   progress: bool = False) -> list[dict]:
     """Raw records for a chunk of questions: first trial, reflections on failures, second trials."""
     records = first_trials(items, engines.generator, cfg, sources[0], progress)
@@ -189,7 +193,7 @@ def _check_manifest(out_dir: Path, cfg: ReflectionConfig) -> None:
 
 
 def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] | None = None,
-             engines: _Engines | None = None, progress: bool = True) -> Path:
+             engines: Engines | None = None, progress: bool = True) -> Path:
     """Run (or resume) the pipeline; return the raw JSONL path. Writes ``manifest.json`` too."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +206,7 @@ def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] 
         generator = make_engine(cfg.model, batch_size=cfg.batch_size)
         reflector = generator if cfg.reflector in (None, cfg.model) else make_engine(cfg.reflector,
                                                                                    batch_size=cfg.batch_size)
-        engines = _Engines(generator, reflector)
+        engines = Engines(generator, reflector)
     write_manifest(out_dir, cfg, generator=model_fingerprint(cfg.model),
                    reflector=model_fingerprint(cfg.reflector or cfg.model),
                    instruction_pool=INSTRUCTION_POOL_VERSION, seed=cfg.seed, task_mix=list(cfg.tasks),
