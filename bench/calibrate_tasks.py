@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     args = parser.parse_args()
     cfg = ReflectionConfig(seed=args.seed)
-    engine = make_engine(cfg.model, batch_size=cfg.batch_size)
+    engine = make_engine(cfg.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
     rows = []
     print(f"{'task':26s} {'domain':12s} {'acc':>5s} {'95% CI':>13s} {'no Finish':>9s} {'s':>5s}")
     for name in args.tasks.split(","):

@@ -42,8 +42,8 @@ def test_prompts_carry_question_trial_instruction_and_reflection():
     text = reflect_prompt("What is 2+3?", "Thought: 2+3=6\nObservation: Answer is INCORRECT", instruction)[-1]["content"]
     assert "What is 2+3?" in text and "2+3=6" in text and instruction.text in text
     assert "Do not state the answer" in text and "100 words" in text
-    retry = retry_prompt("What is 2+3?", "Thought: 2+3=6", "I added wrongly.")
-    assert retry[-1]["content"].endswith("Now solve the question again.") and "I added wrongly." in retry[-1]["content"]
+    retry = retry_prompt("What is 2+3?", "Thought: 2+3=6", "I added the two numbers wrongly.")
+    assert retry[-1]["content"].endswith("Now solve the question again.") and "I added the two numbers wrongly." in retry[-1]["content"]
     assert [m["role"] for m in retry] == ["user", "assistant", "user", "assistant", "user"]
 
 
@@ -122,7 +122,7 @@ HAND_MADE = [
     {"id": "q1", "question": "What is 2+2?", "answer": "4", "output": [
         {"generated_answer": "5", "reflections": [], "reasoning": "Thought: 2+2=5\nObservation: Answer is INCORRECT",
          "is_correct": False, "trial": 1},
-        _retry(True, "I added wrongly."), _retry(False, "The format was wrong."), _retry(True, "Count again.")]},
+        _retry(True, "I added the two numbers wrongly."), _retry(False, "The format of my answer was wrong."), _retry(True, "Count again on my fingers carefully.")]},
     {"id": "q2", "question": "What is 1+1?", "answer": "2", "output": [
         {"generated_answer": "2", "reflections": [], "reasoning": "Thought: 1+1=2\nObservation: Answer is CORRECT",
          "is_correct": True, "trial": 1}]},
@@ -130,20 +130,22 @@ HAND_MADE = [
 
 
 def test_curation_of_hand_made_records():
+    too_short = [dict(HAND_MADE[0], output=HAND_MADE[0]["output"] + [_retry(True, "Question:")])]
+    assert len(curation.curate_d_plus(too_short)) == 2, "degenerate short reflections must be left out"
     d_plus = curation.curate_d_plus(HAND_MADE)
-    assert [r["reflections"] for r in d_plus] == ["I added wrongly.", "Count again."]
+    assert [r["reflections"] for r in d_plus] == ["I added the two numbers wrongly.", "Count again on my fingers carefully."]
     assert all(set(r) == set(formats.D_PLUS_FIELDS) for r in d_plus)
     assert len(d_plus[0]["reason_prompt"]) == 2 and "What is 2+2?" in d_plus[0]["reflect_prompt"]
     pairs = curation.curate_d_plus_minus(HAND_MADE)
     assert [(p["reflection_chosen"], p["reflection_rejected"]) for p in pairs] == [
-        ("I added wrongly.", "The format was wrong."), ("Count again.", "The format was wrong.")]
+        ("I added the two numbers wrongly.", "The format of my answer was wrong."), ("Count again on my fingers carefully.", "The format of my answer was wrong.")]
     assert all(set(p) == set(formats.PAIR_FIELDS) for p in pairs)
 
 
 def test_judge_is_order_symmetric_and_ranks_pairs(engine):
     record = HAND_MADE[0]
-    forward, backward = curation.judge_pairs(engine, [(record, "I added wrongly.", "Blah blah."),
-                                                      (record, "Blah blah.", "I added wrongly.")])
+    forward, backward = curation.judge_pairs(engine, [(record, "I added the two numbers wrongly.", "Blah blah."),
+                                                      (record, "Blah blah.", "I added the two numbers wrongly.")])
     assert forward == pytest.approx(-backward, abs=1e-4), "swapping the pair must flip the judge's preference"
     d_pref = curation.curate_d_pref(HAND_MADE, engine)
     assert len(d_pref) == 3 and all(set(formats.PAIR_FIELDS) <= set(r) for r in d_pref)
@@ -191,10 +193,10 @@ def test_analysis_tables_on_hand_made_records():
     instructions = by_instruction(records)
     assert instructions.loc[0, "instruction"] == "trace/calculation/high_level"
     assert instructions.loc[0, "reflections"] == 3 and instructions.loc[0, "focus"] == "calculation"
-    assert list(reflection_lengths(records)["words"]) == [3, 4, 2]
+    assert list(reflection_lengths(records)["words"]) == [6, 7, 6]
     cases = failure_cases(records)
     assert len(cases) == 3 and [c["fixed"] for c in cases] == [True, False, True]
     assert len(filter_cases(cases, "arith", "not fixed")) == 1 and filter_cases(cases, "other") == []
     page = render_case(dict(cases[1], question="Is 1 < 2 & 3 > 2?"))
-    assert "The format was wrong." in page and "&lt; 2 &amp; 3" in page and "INCORRECT" in page
+    assert "The format of my answer was wrong." in page and "&lt; 2 &amp; 3" in page and "INCORRECT" in page
     assert case_browser(cases).children, "the browser widget should build"

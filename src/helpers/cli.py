@@ -7,6 +7,7 @@
     python -m helpers reflect generate --model NAME --tasks T1,T2 [--tasks-file F.jsonl] \
         --n-questions N --seed S [--shard i/N] --out DIR     # DIR/raw.jsonl + manifest, resumes
     python -m helpers reflect curate --run DIR [--judge NAME]  # DIR/d_plus*.jsonl, d_pref.jsonl
+    python -m helpers reflect train --recipe configs/NAME.yaml --data RUN_DIR --out MODEL_DIR
 """
 
 from __future__ import annotations
@@ -75,6 +76,17 @@ def _reflect_curate(args) -> int:
     return 0
 
 
+def _reflect_train(args) -> int:
+    from .training import train
+
+    overrides = {"max_steps": args.max_steps} if args.max_steps else {}
+    result = train(args.recipe, args.data, args.out, model=args.model, **overrides)
+    losses = [e["loss"] for e in result.log_history if "loss" in e]
+    print(f"trained {result.train_rows} in {result.seconds:.0f} s; loss {losses[0]:.3f} -> {losses[-1]:.3f}; "
+          f"merged model: {result.merged_dir}")
+    return 0
+
+
 def _notebooks(args) -> int:
     from .run_notebooks import main as run_main
 
@@ -117,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     cur.add_argument("--judge", default=models.DEFAULT_LM, help="LM judge for Dpref")
     cur.add_argument("--pref-pairs-per-question", type=int, default=4, help="reflection pairs judged per failure")
     cur.set_defaults(func=_reflect_curate)
+
+    tra = reflect.add_parser("train", help="train a recipe (SFT / DPO with LoRA) on a generation run's files")
+    tra.add_argument("--recipe", required=True, help="configs/NAME.yaml")
+    tra.add_argument("--data", required=True, help="run folder of `reflect generate` + `reflect curate`")
+    tra.add_argument("--out", required=True, help="folder for adapters, the merged model and the manifest")
+    tra.add_argument("--model", help="base model (default: the recipe's model_name_or_path)")
+    tra.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    tra.set_defaults(func=_reflect_train)
 
     notebooks = commands.add_parser("notebooks", help="execute notebooks headless (helpers.run_notebooks)")
     notebooks.add_argument("names", nargs="*")

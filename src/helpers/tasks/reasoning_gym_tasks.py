@@ -78,7 +78,7 @@ RG_TASK_LIST = [
     # algorithmic
     RGTask("count_bits", "count_bits", "algorithmic", "math", dict(min_n=1, max_n=16)),
     RGTask("base_conversion", "base_conversion", "algorithmic", "math",
-           dict(min_base=2, max_base=10, min_value=0, max_value=10)),
+           dict(min_base=2, max_base=10, min_value=0, max_value=6)),
     # language
     RGTask("letter_counting", "letter_counting", "language", "math", dict(min_words=1, max_words=3)),
     RGTask("spell_backward_mc", "spell_backward", "language", "choice", dict(min_word_len=4, max_word_len=5),

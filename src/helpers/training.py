@@ -1,0 +1,228 @@
+"""Training recipes for reflection learning on trl + peft: SFT on QA pairs, one-stage and two-stage
+SFT on D+, DPO on D+- or Dpref. One YAML file per recipe under ``configs/``.
+
+    result = train("configs/sft_one_stage.yaml", data_dir="data/01_reflection/default",
+                   out_dir="data/02_training/default/sft_one_stage")
+    result.merged_dir      # a folder that helpers.models.load_lm() loads like any model
+
+A recipe YAML holds trl's own key names -- those of ``trl.ModelConfig`` (``model_name_or_path``,
+``use_peft``, ``lora_r``, ``lora_alpha``, ``lora_target_modules``, ...) and of ``trl.SFTConfig`` or
+``trl.DPOConfig`` (``learning_rate``, ``num_train_epochs``, ``beta``, ...) -- plus two of ours:
+``recipe`` (which training set to build) and ``trainer`` (``sft`` or ``dpo``). Unknown keys are
+refused with the list of valid ones. Training sets are built from the files a generation run
+wrote (``raw.jsonl``, ``d_plus.jsonl``, ``d_plus_minus.jsonl``, ``d_pref.jsonl``) in trl's
+conversational prompt-completion (SFT) and prompt-chosen-rejected (DPO) formats, so the loss falls
+on the completion only and the tokenizer's chat template is applied by trl.
+
+On a GPU the same recipe runs under ``accelerate launch`` (see ``configs/accelerate/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .artifacts import atomic_write_json, write_manifest
+from .models import load_lm, model_fingerprint
+from .reflection.formats import read_records
+from .reflection.pipeline import read_run_records
+from .reflection.prompts import Instruction, reason_prompt, reflect_prompt, retry_prompt
+
+RECIPES = {"sft_qa": "sft", "sft_one_stage": "sft", "sft_two_stage": "sft", "dpo": "dpo"}
+# Release records carry no instruction id; their reflection prompt uses this one.
+DEFAULT_INSTRUCTION = Instruction("trace", "logical_coherence", "high_level")
+OUR_KEYS = ("recipe", "trainer", "data")
+
+
+@dataclass
+class Recipe:
+    """A parsed recipe: what to build, and trl's model and trainer configs."""
+
+    name: str
+    trainer: str
+    data: str | None  # for dpo: "d_plus_minus" or "d_pref"
+    model_args: Any  # trl.ModelConfig
+    training_args: Any  # trl.SFTConfig or trl.DPOConfig
+    source: dict = field(default_factory=dict)
+
+
+def _fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def load_recipe(path: Path | str, output_dir: Path | str, **overrides: Any) -> Recipe:
+    """Parse a recipe YAML into trl's config classes; ``overrides`` replace YAML values."""
+    import torch
+    from trl import DPOConfig, ModelConfig, SFTConfig
+
+    path = Path(path)
+    raw = {**(yaml.safe_load(path.read_text()) or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    name = raw.get("recipe")
+    if name not in RECIPES:
+        raise ValueError(f"{path}: 'recipe' must be one of {sorted(RECIPES)}, got {name!r}.")
+    trainer = raw.get("trainer", RECIPES[name])
+    config_cls = {"sft": SFTConfig, "dpo": DPOConfig}[trainer]
+    model_keys, trainer_keys = _fields(ModelConfig), _fields(config_cls)
+    unknown = sorted(set(raw) - model_keys - trainer_keys - set(OUR_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}. Valid keys are those of trl.ModelConfig, "
+                         f"trl.{config_cls.__name__} and {list(OUR_KEYS)}.")
+    model_args = ModelConfig(**{k: v for k, v in raw.items() if k in model_keys})
+    trainer_values = {k: v for k, v in raw.items() if k in trainer_keys}
+    if not torch.cuda.is_available():  # mixed precision needs a GPU; CPU trains in fp32
+        trainer_values.update(bf16=False, fp16=False)
+    trainer_values.setdefault("report_to", "none")
+    training_args = config_cls(output_dir=str(output_dir), **trainer_values)
+    return Recipe(name, trainer, raw.get("data"), model_args, training_args, raw)
+
+
+# --- training sets ----------------------------------------------------------------------------
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text.strip()}]
+
+
+def _without_verdict(reasoning: str) -> str:
+    """A stored trial without its "Observation: Answer is ..." line: what the model should write."""
+    return reasoning.split("\nObservation:")[0].strip()
+
+
+def _reflection_messages(record: dict) -> list[dict]:
+    parts = (record.get("instruction") or "").split("/")
+    instruction = Instruction(*parts) if len(parts) == 3 else DEFAULT_INSTRUCTION
+    return reflect_prompt(record["question"], record["first_trial_reasoning"], instruction)
+
+
+def sft_qa_rows(raw_records: list[dict]) -> list[dict]:
+    """Question -> gold answer in the ReAct format (the paper's SFT-on-QA baseline)."""
+    return [{"prompt": reason_prompt(r["question"]),
+             "completion": _assistant(f"Thought: The answer is {r['answer']}.\nAction: Finish[{r['answer']}]")}
+            for r in raw_records]
+
+
+def one_stage_rows(d_plus: list[dict]) -> list[dict]:
+    """Reflection prompt -> reflection followed by the corrected answer."""
+    return [{"prompt": _reflection_messages(r),
+             "completion": _assistant(f"{r['reflections']}\n\n{_without_verdict(r['second_trial_reasoning'])}")}
+            for r in d_plus]
+
+
+def reflection_rows(d_plus: list[dict]) -> list[dict]:
+    """Two-stage, stage 1: reflection prompt -> reflection."""
+    return [{"prompt": _reflection_messages(r), "completion": _assistant(r["reflections"])} for r in d_plus]
+
+
+def correction_rows(d_plus: list[dict]) -> list[dict]:
+    """Two-stage, stage 2: question + failed trial + reflection -> corrected answer."""
+    return [{"prompt": retry_prompt(r["question"], r["first_trial_reasoning"], r["reflections"]),
+             "completion": _assistant(_without_verdict(r["second_trial_reasoning"]))} for r in d_plus]
+
+
+def preference_rows(pairs: list[dict]) -> list[dict]:
+    """DPO: reflection prompt -> chosen / rejected reflection."""
+    return [{"prompt": _reflection_messages(r), "chosen": _assistant(r["reflection_chosen"]),
+             "rejected": _assistant(r["reflection_rejected"])} for r in pairs]
+
+
+def training_sets(recipe: Recipe, data_dir: Path | str) -> list[tuple[str, list[dict]]]:
+    """The (stage name, rows) this recipe trains on, in order, from a generation run folder."""
+    data_dir = Path(data_dir)
+
+    def curated(name: str) -> list[dict]:
+        path = data_dir / f"{name}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run `python -m helpers reflect curate --run {data_dir}`.")
+        return read_records(path)
+
+    if recipe.name == "sft_qa":
+        return [("qa", sft_qa_rows(read_run_records(data_dir)))]
+    if recipe.name == "sft_one_stage":
+        return [("one_stage", one_stage_rows(curated("d_plus")))]
+    if recipe.name == "sft_two_stage":
+        d_plus = curated("d_plus")
+        return [("reflection", reflection_rows(d_plus)), ("correction", correction_rows(d_plus))]
+    source = recipe.data or "d_plus_minus"
+    if source not in ("d_plus_minus", "d_pref"):
+        raise ValueError(f"dpo 'data' must be d_plus_minus or d_pref, got {source!r}.")
+    return [(source, preference_rows(curated(source)))]
+
+
+# --- training ---------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    merged_dir: Path
+    adapter_dirs: list[Path]  # one LoRA adapter per stage
+    log_history: list[dict]
+    seconds: float
+    train_rows: dict[str, int]
+
+
+def _train_stage(recipe: Recipe, model_name: str, rows: list[dict], stage_dir: Path):
+    """One trl run with a fresh LoRA adapter on ``model_name``; returns the trainer."""
+    from datasets import Dataset
+    from trl import DPOTrainer, SFTTrainer, get_peft_config
+
+    if not rows:
+        raise ValueError(f"No training rows for stage {stage_dir.name} of {recipe.name}: the generation run "
+                         "produced no usable records (too few questions, or no corrected failure).")
+    model, tokenizer = load_lm(model_name, dtype="float32" if not recipe.training_args.bf16 else None)
+    tokenizer.padding_side = "right" if recipe.trainer == "sft" else tokenizer.padding_side
+    args = dataclasses.replace(recipe.training_args, output_dir=str(stage_dir))
+    peft_config = get_peft_config(recipe.model_args)
+    trainer_cls = SFTTrainer if recipe.trainer == "sft" else DPOTrainer
+    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                          peft_config=peft_config)
+    trainer.train()
+    return trainer
+
+
+def _save_stage(trainer, out_dir: Path, stage: str) -> tuple[Path | None, Path]:
+    """Save the stage's LoRA adapter (``adapter-<stage>``) and the base model with the adapter
+    merged in (``merged-<stage>``), which the next stage or ``load_lm`` starts from."""
+    model, adapter_dir = trainer.model, None
+    if hasattr(model, "merge_and_unload"):
+        adapter_dir = out_dir / f"adapter-{stage}"
+        model.save_pretrained(adapter_dir)
+        trainer.processing_class.save_pretrained(adapter_dir)  # so load_lm(adapter_dir) finds a tokenizer
+        model = model.merge_and_unload()
+    merged_dir = out_dir / f"merged-{stage}"
+    model.save_pretrained(merged_dir)
+    trainer.processing_class.save_pretrained(merged_dir)
+    return adapter_dir, merged_dir
+
+
+def train(recipe_path: Path | str, data_dir: Path | str, out_dir: Path | str, model: str | None = None,
+          **overrides: Any) -> TrainResult:
+    """Train a recipe on a generation run's files; save adapters, the merged model and a manifest.
+
+    ``model`` replaces the recipe's ``model_name_or_path`` (an embedded name, hub id or folder);
+    ``overrides`` replace any other recipe key (``max_steps=10``, ``learning_rate=1e-4``, ...).
+    """
+    out_dir = Path(out_dir)
+    recipe = load_recipe(recipe_path, out_dir, model_name_or_path=model, **overrides)
+    start = time.perf_counter()
+    current = recipe.model_args.model_name_or_path
+    adapters, history, sizes = [], [], {}
+    for stage, rows in training_sets(recipe, data_dir):
+        sizes[stage] = len(rows)
+        trainer = _train_stage(recipe, current, rows, out_dir / f"checkpoints-{stage}")
+        adapter_dir, merged_dir = _save_stage(trainer, out_dir, stage)
+        adapters += [adapter_dir] if adapter_dir else []
+        history += [{**entry, "stage": stage} for entry in trainer.state.log_history]
+        current = str(merged_dir)
+    final = out_dir / "merged"
+    if final.exists():
+        shutil.rmtree(final)
+    Path(current).rename(final)
+    seconds = time.perf_counter() - start
+    atomic_write_json(out_dir / "log_history.json", history)
+    write_manifest(out_dir, recipe.source, base_model=model_fingerprint(recipe.model_args.model_name_or_path),
+                   data_dir=str(data_dir), train_rows=sizes, seconds=round(seconds, 1))
+    return TrainResult(final, adapters, history, seconds, sizes)
