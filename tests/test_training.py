@@ -81,3 +81,17 @@ def test_adapter_and_merged_model_load_through_load_lm(run_folder, tmp_path):
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-3), \
             "base + adapter must compute what the merged model computes"
+
+
+def test_training_rows_use_the_reflection_prompt_the_reflector_saw(run_folder):
+    from helpers.reflection.formats import read_records
+    from helpers.training import one_stage_rows, preference_rows
+
+    d_plus = read_records(run_folder / "d_plus.jsonl")
+    rows = one_stage_rows(d_plus)
+    assert rows[0]["prompt"] == [{"role": "user", "content": d_plus[0]["reflect_prompt"]}]
+    assert "Finish" in rows[0]["completion"][0]["content"] and "Observation" not in rows[0]["completion"][0]["content"]
+    pairs = read_records(run_folder / "d_plus_minus.jsonl")
+    assert preference_rows(pairs)[0]["prompt"][0]["content"] == pairs[0]["reflection_prompt"]
+    release_like = [dict(d_plus[0], reflect_prompt=None)]
+    assert "Trace the failed solution" in one_stage_rows(release_like)[0]["prompt"][-1]["content"]

@@ -3,7 +3,9 @@
 One concern per module: ``config`` (paths, profiles), ``artifacts`` (manifests, atomic files,
 resumable JSONL), ``models`` (embedded and Hugging Face LMs and encoders), ``generation``
 (batched engine, vLLM backend, log-prob scoring), ``throughput``, ``plots`` (``save_fig``),
-``run_notebooks`` (headless execution) and ``cli`` (``python -m helpers``).
+``widgets`` (ipywidgets browsers), ``tasks`` (registry, checkers, sandbox, loaders),
+``reflection`` (prompts, pipeline, curation, ReflectEvo formats, analysis), ``training``
+(trl + peft recipes), ``run_notebooks`` (headless execution) and ``cli`` (``python -m helpers``).
 """
 
 __version__ = "0.1.0"

@@ -94,9 +94,12 @@ def _without_verdict(reasoning: str) -> str:
 
 
 def _reflection_messages(record: dict) -> list[dict]:
-    parts = (record.get("instruction") or "").split("/")
-    instruction = Instruction(*parts) if len(parts) == 3 else DEFAULT_INSTRUCTION
-    return reflect_prompt(record["question"], record["first_trial_reasoning"], instruction)
+    """The reflection prompt the reflector saw (stored by curation), or one rebuilt with the
+    default instruction for release records, which store none."""
+    stored = record.get("reflect_prompt") or record.get("reflection_prompt")
+    if stored:
+        return [{"role": "user", "content": stored}]
+    return reflect_prompt(record["question"], record["first_trial_reasoning"], DEFAULT_INSTRUCTION)
 
 
 def sft_qa_rows(raw_records: list[dict]) -> list[dict]:
@@ -173,7 +176,8 @@ def _train_stage(recipe: Recipe, model_name: str, rows: list[dict], stage_dir: P
         raise ValueError(f"No training rows for stage {stage_dir.name} of {recipe.name}: the generation run "
                          "produced no usable records (too few questions, or no corrected failure).")
     model, tokenizer = load_lm(model_name, dtype="float32" if not recipe.training_args.bf16 else None)
-    tokenizer.padding_side = "right" if recipe.trainer == "sft" else tokenizer.padding_side
+    if recipe.trainer == "sft":
+        tokenizer.padding_side = "right"
     args = dataclasses.replace(recipe.training_args, output_dir=str(stage_dir))
     peft_config = get_peft_config(recipe.model_args)
     trainer_cls = SFTTrainer if recipe.trainer == "sft" else DPOTrainer

@@ -147,11 +147,15 @@ def _trial_output(item: TaskItem, reasoning: str, trial: int, reflection: str | 
     return output
 
 
+def _greedy(cfg: ReflectionConfig) -> SamplingParams:
+    """Decoding of both trials: greedy, stopped where the model would start a new ReAct turn."""
+    return SamplingParams(max_new_tokens=cfg.trial_max_new_tokens, stop=TRIAL_STOP, seed=cfg.seed)
+
+
 def first_trials(items: list[TaskItem], engine: Engine, cfg: ReflectionConfig, source: str,
                  progress: bool = False) -> list[dict]:
     """Raw records (release field names) holding each question's checked first trial."""
-    greedy = SamplingParams(max_new_tokens=cfg.trial_max_new_tokens, stop=TRIAL_STOP, seed=cfg.seed)
-    outputs = engine.generate([_prefixed(engine, reason_prompt(item.question)) for item in items], greedy,
+    outputs = engine.generate([_prefixed(engine, reason_prompt(item.question)) for item in items], _greedy(cfg),
                               progress=progress)
     return [{"question": item.question, "answer": item.answer, "id": item.id, "task": item.task,
              "domain": item.domain, "output": [_trial_output(item, outs[0].text, 1, None, None, source)]}
@@ -172,10 +176,9 @@ def process_chunk(items: list[TaskItem], engines: Engines, cfg: ReflectionConfig
     reflections = engines.reflector.generate(
         [reflect_prompt(item.question, rec["output"][0]["reasoning"], ins) for item, rec, ins in requests],
         sampling, progress=progress)
-    greedy = SamplingParams(max_new_tokens=cfg.trial_max_new_tokens, stop=TRIAL_STOP, seed=cfg.seed)
     retries = engines.generator.generate(
         [_prefixed(engines.generator, retry_prompt(item.question, rec["output"][0]["reasoning"], ref[0].text))
-         for (item, rec, _), ref in zip(requests, reflections)], greedy, progress=progress)
+         for (item, rec, _), ref in zip(requests, reflections)], _greedy(cfg), progress=progress)
     for (item, rec, instruction), ref, retry in zip(requests, reflections, retries):
         rec["output"].append(_trial_output(item, retry[0].text, 2, ref[0].text.strip(), instruction, sources[1]))
     return records
