@@ -40,6 +40,7 @@ test: $(STAMP) ## run the full test suite (unit tests + every notebook in the sm
 
 bench: $(STAMP) ## run the benchmarks in bench/ and print measured ratios
 	$(BIN)/python bench/bench_generation.py
+	$(BIN)/python bench/bench_training.py
 
 lab: $(STAMP) ## start JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks/

@@ -6,12 +6,13 @@ Runs the reflection pipeline's first trial (same prompt, same greedy decoding, s
 ``--n`` questions per task, with a seed that no notebook uses, and prints accuracy with a 95%
 Wilson interval and the share of answers without a ``Finish[...]``. The difficulty settings in
 ``helpers.tasks.reasoning_gym_tasks`` were chosen so that accuracy lies between 10% and 80%.
-Writes ``bench/results/task_calibration.json``.
+Writes ``bench/results/task_calibration.json`` (keeping rows of tasks not measured this time).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -57,6 +58,11 @@ def main() -> None:
               f"{row['no_answer_share']:9.2f} {row['seconds']:5.0f}", flush=True)
     inside = [r["task"] for r in rows if 0.10 <= r["accuracy"] <= 0.80]
     print(f"\n{len(inside)}/{len(rows)} tasks with trial-1 accuracy in [0.10, 0.80]")
+    # Rows of tasks not measured this time stay, when they were measured with the same settings.
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if (previous.get("n_per_task"), previous.get("seed"), previous.get("model")) == (args.n, args.seed, cfg.model):
+        measured = {r["task"] for r in rows}
+        rows = [r for r in previous["rows"] if r["task"] not in measured] + rows
     atomic_write_json(RESULTS, {"n_per_task": args.n, "seed": args.seed, "model": cfg.model, "rows": rows,
                                 "packages": package_versions(["torch", "transformers", "reasoning-gym"])})
 

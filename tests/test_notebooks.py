@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from helpers.config import data_dir, figures_dir
+from helpers.config import ENV_DATA_DIR, data_dir, figures_dir
 from helpers.run_notebooks import execute_notebook, find_notebooks
 
 NOTEBOOKS = find_notebooks()
@@ -23,9 +23,17 @@ def test_committed_without_outputs_and_parameters_first(path):
     assert "PROFILE" in code[0].source, f"{path.name}: the parameters cell must set PROFILE"
 
 
+@pytest.fixture(scope="module")
+def suite_data(tmp_path_factory):
+    return tmp_path_factory.mktemp("suite-data")
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_profile(path):
+def test_notebook_runs_in_smoke_profile(path, suite_data, monkeypatch):
+    # One data folder for the whole suite, as under `make run`: a later notebook finds what an
+    # earlier one made (a notebook run alone makes its inputs itself).
+    monkeypatch.setenv(ENV_DATA_DIR, str(suite_data))
     timing = execute_notebook(path, "smoke", data_dir() / "executed")
     assert timing.ok
     assert list(figures_dir().glob("*.png")) or list(figures_dir().glob("*.html")), \

@@ -95,3 +95,17 @@ def test_training_rows_use_the_reflection_prompt_the_reflector_saw(run_folder):
     assert preference_rows(pairs)[0]["prompt"][0]["content"] == pairs[0]["reflection_prompt"]
     release_like = [dict(d_plus[0], reflect_prompt=None)]
     assert "Trace the failed solution" in one_stage_rows(release_like)[0]["prompt"][-1]["content"]
+
+
+def test_a_recipe_runs_under_accelerate_launch(run_folder, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    accelerate = Path(sys.executable).with_name("accelerate")
+    command = [str(accelerate), "launch", "--config_file", str(configs_dir() / "accelerate" / "single_process.yaml"),
+               "-m", "helpers", "reflect", "train", "--recipe", str(configs_dir() / "sft_one_stage.yaml"),
+               "--data", str(run_folder), "--out", str(tmp_path / "launched"), "--max-steps", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"accelerate launch failed:\n{done.stderr[-2000:]}"
+    assert (tmp_path / "launched" / "merged" / "config.json").exists()

@@ -8,12 +8,16 @@
         --n-questions N --seed S [--shard i/N] --out DIR     # DIR/raw.jsonl + manifest, resumes
     python -m helpers reflect curate --run DIR [--judge NAME]  # DIR/d_plus*.jsonl, d_pref.jsonl
     python -m helpers reflect train --recipe configs/NAME.yaml --data RUN_DIR --out MODEL_DIR
+    python -m helpers reflect evaluate --model MODEL --tasks T1,T2 [--tasks-file F.jsonl] \
+        --n-questions N --seed S --out RESULT.json     # Acc@t1, Acc@t2 per task and in total
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
+from pathlib import Path
 
 from . import models
 
@@ -82,8 +86,31 @@ def _reflect_train(args) -> int:
     overrides = {"max_steps": args.max_steps} if args.max_steps else {}
     result = train(args.recipe, args.data, args.out, model=args.model, **overrides)
     losses = [e["loss"] for e in result.log_history if "loss" in e]
-    print(f"trained {result.train_rows} in {result.seconds:.0f} s; loss {losses[0]:.3f} -> {losses[-1]:.3f}; "
-          f"merged model: {result.merged_dir}")
+    loss = f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "no loss logged (fewer steps than logging_steps)"
+    print(f"trained {result.train_rows} in {result.seconds:.0f} s; {loss}; merged model: {result.merged_dir}")
+    return 0
+
+
+def _reflect_evaluate(args) -> int:
+    from .artifacts import atomic_write_json
+    from .config import preset
+    from .evaluation.protocol import EVAL_PRESETS, Variant, evaluate_variant, heldout_items, result_json
+
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else ()
+    if not tasks and not args.tasks_file:
+        raise SystemExit("Name the tasks to evaluate on (--tasks T1,T2,...) and/or a --tasks-file.")
+    sources = len(tasks) + bool(args.tasks_file)
+    cfg = preset(EVAL_PRESETS, args.profile, tasks=tasks, unseen_tasks=(), tasks_file=args.tasks_file,
+                 tasks_file_format=args.tasks_file_format, n_per_task=-(-args.n_questions // sources),
+                 seed=args.seed, batch_size=args.batch_size)
+    items = heldout_items(cfg)[: args.n_questions]
+    variant = Variant(args.name or Path(args.model).name, args.model, args.mode)
+    start = time.perf_counter()
+    result = result_json(variant, cfg, evaluate_variant(variant, items, cfg, progress=True))
+    atomic_write_json(args.out, result)
+    total = result["total"]
+    print(f"{variant.name}: n={total['n']} acc_t1={total['acc_t1']:.3f} acc_t2={total['acc_t2']:.3f} "
+          f"acc_self={total['acc_self']:.3f} in {time.perf_counter() - start:.0f} s -> {args.out}")
     return 0
 
 
@@ -91,6 +118,11 @@ def _notebooks(args) -> int:
     from .run_notebooks import main as run_main
 
     return run_main([*args.names, "--profile", args.profile])
+
+
+# Modules that add their own sub-commands: each defines `add_commands(commands)` taking the
+# argparse sub-parsers object, and imports its heavy dependencies only inside the handlers.
+DOMAIN_CLIS: tuple[str, ...] = ("helpers.csts.cli", "helpers.values.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
     tra.add_argument("--model", help="base model (default: the recipe's model_name_or_path)")
     tra.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     tra.set_defaults(func=_reflect_train)
+
+    eva = reflect.add_parser("evaluate", help="Acc@t1 / Acc@t2 (oracle) and Acc@self of a model on held-out questions")
+    eva.add_argument("--model", required=True, help="embedded name, hub id, or a folder (e.g. MODEL_DIR/merged)")
+    eva.add_argument("--tasks", help="comma-separated task names (see `tasks list`)")
+    eva.add_argument("--tasks-file", help="JSONL in ReflectEvo's data_source format (question, answer[, test_list])")
+    eva.add_argument("--tasks-file-format", default="choice", choices=["choice", "text", "math", "code"])
+    eva.add_argument("--n-questions", type=int, required=True, help="questions in total, spread over the tasks")
+    eva.add_argument("--seed", type=int, default=10_000, help="question seed; keep it apart from training seeds")
+    eva.add_argument("--mode", default="reflection", choices=["reflection", "plain", "one_stage"],
+                     help="how trial 2 is made: after a reflection, a plain retry, or one-stage (reflection + answer)")
+    eva.add_argument("--name", help="variant name in the result (default: the model folder name)")
+    eva.add_argument("--profile", default="default", help="decoding preset (token limits, dtype)")
+    eva.add_argument("--batch-size", type=int)
+    eva.add_argument("--out", required=True, help="RESULT.json: per task and total n, acc_t1, acc_t2, records")
+    eva.set_defaults(func=_reflect_evaluate)
+
+    for module in DOMAIN_CLIS:
+        importlib.import_module(module).add_commands(commands)
 
     notebooks = commands.add_parser("notebooks", help="execute notebooks headless (helpers.run_notebooks)")
     notebooks.add_argument("names", nargs="*")

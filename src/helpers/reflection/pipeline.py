@@ -61,9 +61,11 @@ class ReflectionConfig:
 
 
 REFLECTION_PRESETS = {
-    "smoke": ReflectionConfig(tasks=("basic_arithmetic", "syllogism_mc", "letter_counting"), n_questions=6,
-                              n_reflections=2, trial_max_new_tokens=48, reflection_max_new_tokens=48,
-                              chunk_size=6),
+    # Mostly multiple choice: retries there succeed often enough that 8 questions give a few D+ rows,
+    # which the smoke runs of the training notebooks need.
+    "smoke": ReflectionConfig(tasks=("syllogism_mc", "basic_arithmetic", "weekday_mc", "family_relationships_mc"),
+                              n_questions=8, n_reflections=2, trial_max_new_tokens=48, reflection_max_new_tokens=48,
+                              chunk_size=8),
     "default": ReflectionConfig(),
     "paper": ReflectionConfig(model="meta-llama/Meta-Llama-3-8B-Instruct", n_questions=10_000, n_reflections=8,
                               trial_max_new_tokens=512, reflection_max_new_tokens=256, batch_size=256,
@@ -123,7 +125,7 @@ class Engines:
     reflector: Engine
 
 
-def _prefixed(engine: Engine, messages: list[dict]) -> str:
+def prefixed_prompt(engine: Engine, messages: list[dict]) -> str:
     """A chat prompt with the assistant turn opened on "Thought:", ReAct style."""
     return render_prompt(engine.tokenizer, messages) + "Thought:"
 
@@ -147,7 +149,7 @@ def _trial_output(item: TaskItem, reasoning: str, trial: int, reflection: str | 
     return output
 
 
-def _greedy(cfg: ReflectionConfig) -> SamplingParams:
+def trial_sampling(cfg: ReflectionConfig) -> SamplingParams:
     """Decoding of both trials: greedy, stopped where the model would start a new ReAct turn."""
     return SamplingParams(max_new_tokens=cfg.trial_max_new_tokens, stop=TRIAL_STOP, seed=cfg.seed)
 
@@ -155,7 +157,7 @@ def _greedy(cfg: ReflectionConfig) -> SamplingParams:
 def first_trials(items: list[TaskItem], engine: Engine, cfg: ReflectionConfig, source: str,
                  progress: bool = False) -> list[dict]:
     """Raw records (release field names) holding each question's checked first trial."""
-    outputs = engine.generate([_prefixed(engine, reason_prompt(item.question)) for item in items], _greedy(cfg),
+    outputs = engine.generate([prefixed_prompt(engine, reason_prompt(item.question)) for item in items], trial_sampling(cfg),
                               progress=progress)
     return [{"question": item.question, "answer": item.answer, "id": item.id, "task": item.task,
              "domain": item.domain, "output": [_trial_output(item, outs[0].text, 1, None, None, source)]}
@@ -177,8 +179,8 @@ def process_chunk(items: list[TaskItem], engines: Engines, cfg: ReflectionConfig
         [reflect_prompt(item.question, rec["output"][0]["reasoning"], ins) for item, rec, ins in requests],
         sampling, progress=progress)
     retries = engines.generator.generate(
-        [_prefixed(engines.generator, retry_prompt(item.question, rec["output"][0]["reasoning"], ref[0].text))
-         for (item, rec, _), ref in zip(requests, reflections)], _greedy(cfg), progress=progress)
+        [prefixed_prompt(engines.generator, retry_prompt(item.question, rec["output"][0]["reasoning"], ref[0].text))
+         for (item, rec, _), ref in zip(requests, reflections)], trial_sampling(cfg), progress=progress)
     for (item, rec, instruction), ref, retry in zip(requests, reflections, retries):
         rec["output"].append(_trial_output(item, retry[0].text, 2, ref[0].text.strip(), instruction, sources[1]))
     return records

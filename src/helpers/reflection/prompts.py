@@ -7,7 +7,10 @@
   failed trial with its verdict, and follows one instruction of the pool: localize the error, give
   the likely reason and a plan, never state the answer, about 100 words at most.
 * ``retry_prompt(question, failed_trial, reflection)`` -- trial 2: the reasoning prompt with the
-  reflection and the failed trial in context.
+  reflection and the failed trial in context; ``plain_retry_prompt`` is the same without a
+  reflection (the evaluation's no-reflection baseline).
+* ``self_judge_prompt(question, trial)`` -- the model judges its own first trial (evaluation
+  without an oracle).
 
 The instruction pool has 2 x 8 x 2 = 32 instructions: verification style x review focus x plan
 level. Its version goes into every run manifest, so that data made with another pool is told apart.
@@ -101,6 +104,11 @@ def trial_text(reasoning: str, correct: bool) -> str:
     return f"Thought: {reasoning.strip()}\n{CORRECT if correct else INCORRECT}"
 
 
+def without_verdict(trial: str) -> str:
+    """A stored trial without its "Observation: Answer is ..." line: what the model wrote."""
+    return trial.split("\nObservation:")[0].strip()
+
+
 def reflect_prompt(question: str, failed_trial: str, instruction: Instruction) -> list[dict]:
     content = (
         "You were unsuccessful in answering the question below. Write a self-reflection that helps "
@@ -117,3 +125,16 @@ def retry_prompt(question: str, failed_trial: str, reflection: str) -> list[dict
         f"Question: {question}\n\nYour previous trial was wrong:\n{failed_trial}\n\n"
         f"Your reflection on that trial, which localizes the error and plans a correction:\n{reflection.strip()}\n\n"
         "Now solve the question again.")
+
+
+def plain_retry_prompt(question: str, failed_trial: str) -> list[dict]:
+    """Trial 2 without a reflection: the baseline "base model, plain retry" of the evaluation."""
+    return _with_examples(f"Question: {question}\n\nYour previous trial was wrong:\n{failed_trial}\n\n"
+                          "Now solve the question again.")
+
+
+def self_judge_prompt(question: str, trial: str) -> list[dict]:
+    """The model judges its own first trial (no oracle); scored by log P("Yes") - log P("No")."""
+    content = (f"Question: {question}\n\nA solution to the question:\n{trial.strip()}\n\n"
+               "Is the final answer of this solution correct? Answer with Yes or No.")
+    return [{"role": "user", "content": content}]

@@ -75,6 +75,8 @@ RG_TASK_LIST = [
                 allow_parentheses=False, allow_negation=False)),
     RGTask("chain_sum", "chain_sum", "math", "math", dict(min_terms=2, max_terms=2, min_digits=1, max_digits=1)),
     RGTask("gcd", "gcd", "math", "math", dict(min_value=1, max_value=20)),
+    # not in the default training mix: the held-out task type of the reflection evaluation
+    RGTask("lcm", "lcm", "math", "math", dict(min_value=1, max_value=10)),
     # algorithmic
     RGTask("count_bits", "count_bits", "algorithmic", "math", dict(min_n=1, max_n=16)),
     RGTask("base_conversion", "base_conversion", "algorithmic", "math",

@@ -1,0 +1,213 @@
+"""Training, scoring, evaluation and saving of the C-STS methods of ``helpers.csts.methods``.
+
+    cfg = preset(CSTS_PRESETS, "default")
+    model = build_method("router", cfg.encoder)
+    result = train_method(model, train_rows, cfg)          # seconds per epoch, losses
+    report = evaluate(model, test_rows)                     # Spearman / Pearson x100, throughput
+    save_model(model, "out/router"); model = load_model("out/router")
+
+Loss: mean squared error between the model's score and the label rescaled to [0, 1]
+((label - 1) / 4), plus, with ``contrastive_weight > 0``, a margin term between rows of the same
+sentence pair under different conditions: the row with the higher label must score at least
+``margin`` higher. Batches keep the rows of one sentence pair together so that the term sees them.
+The backbone trains at ``lr``, the method's new layers at ``head_lr``; linear warm-up and decay.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from ..artifacts import atomic_write_json, write_manifest
+from ..models import DEFAULT_ENCODER
+from .methods import METHOD_NAMES, ConditionedScorer, build_method
+
+
+@dataclass(frozen=True)
+class CSTSConfig:
+    """Knobs of notebook 07, the benchmark and ``python -m helpers csts train``."""
+
+    encoder: str = DEFAULT_ENCODER
+    methods: tuple[str, ...] = METHOD_NAMES
+    synthetic_train_pairs: int = 600  # sentence pairs (two rows each)
+    synthetic_test_pairs: int = 200
+    real_train_rows: int | None = None  # rows of the 80 % part used for training (None: all)
+    real_test_rows: int | None = None  # rows of the 20 % part scored (None: all)
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 1e-4  # encoder; beat 3e-5 for 4 of 6 methods in one short epoch (bench/results/csts_real_4000*)
+    head_lr: float = 1e-3
+    warmup_fraction: float = 0.1
+    max_length: int = 64
+    contrastive_weight: float = 0.0
+    margin: float = 0.1
+    hyper_rank: int = 8
+    reweight_layers: int = 1
+    seed: int = 0
+    device: str = "cpu"
+
+
+CSTS_PRESETS = {
+    "smoke": CSTSConfig(synthetic_train_pairs=16, synthetic_test_pairs=8, real_train_rows=32, real_test_rows=32,
+                        batch_size=16, max_length=32),
+    "default": CSTSConfig(synthetic_train_pairs=400, synthetic_test_pairs=100, real_train_rows=1200,
+                          real_test_rows=1000, epochs=1),
+    # The papers' setting: RoBERTa-large SimCSE encoder, all rows, several epochs, on a GPU.
+    "paper": CSTSConfig(encoder="princeton-nlp/sup-simcse-roberta-large", synthetic_train_pairs=5000,
+                        synthetic_test_pairs=1000, epochs=3, batch_size=32, lr=1e-5, head_lr=1e-4,
+                        max_length=128, contrastive_weight=0.5, device="cuda"),
+}
+
+
+@dataclass
+class TrainResult:
+    seconds_per_epoch: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # one per optimizer step
+
+
+def correlations(predicted, gold) -> dict[str, float]:
+    """Spearman and Pearson correlations x 100 (NaN when a side is constant)."""
+    predicted, gold = np.asarray(predicted, dtype=float), np.asarray(gold, dtype=float)
+    if len(predicted) < 2 or np.ptp(predicted) == 0 or np.ptp(gold) == 0:
+        return {"spearman": math.nan, "pearson": math.nan}
+    return {"spearman": 100 * stats.spearmanr(predicted, gold).statistic,
+            "pearson": 100 * stats.pearsonr(predicted, gold).statistic}
+
+
+def grouped_batches(rows: pd.DataFrame, batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Row indices in batches, sentence pairs shuffled but the rows of each pair kept adjacent."""
+    groups = rows.groupby(["sentence1", "sentence2"], sort=False).indices
+    order = list(groups.values())
+    rng.shuffle(order)
+    flat = [int(i) for group in order for i in group]
+    return [flat[i:i + batch_size] for i in range(0, len(flat), batch_size)]
+
+
+def pair_margin_loss(scores: torch.Tensor, labels: torch.Tensor, pair_ids: list, margin: float) -> torch.Tensor:
+    """Mean hinge over rows of the same sentence pair whose labels differ (0 if there are none)."""
+    same = torch.tensor([[a == b for b in pair_ids] for a in pair_ids], device=scores.device)
+    higher = (labels[:, None] > labels[None, :]) & same
+    if not higher.any():
+        return scores.new_zeros(())
+    gaps = scores[:, None] - scores[None, :]
+    return F.relu(margin - gaps[higher]).mean()
+
+
+def train_method(model: ConditionedScorer, rows: pd.DataFrame, cfg: CSTSConfig, progress=None) -> TrainResult:
+    """Train ``model`` on C-STS ``rows`` for ``cfg.epochs`` epochs; ``progress(step, loss)`` if given."""
+    from transformers import get_linear_schedule_with_warmup
+
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    new = model.new_parameters()
+    groups = [{"params": list(model.backbone.parameters()), "lr": cfg.lr}]
+    if new:
+        groups.append({"params": new, "lr": cfg.head_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+    steps = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_fraction * steps), steps)
+    targets = torch.tensor(((rows["label"].to_numpy() - 1.0) / 4.0), dtype=torch.float32)
+    result = TrainResult()
+    model.train()
+    for _ in range(cfg.epochs):
+        start = time.perf_counter()
+        for batch in grouped_batches(rows, cfg.batch_size, rng):
+            part = rows.iloc[batch]
+            scores = model(part["sentence1"].tolist(), part["sentence2"].tolist(), part["condition"].tolist())
+            target = targets[batch].to(scores.device)
+            loss = F.mse_loss(scores, target)
+            if cfg.contrastive_weight > 0:
+                pairs = list(zip(part["sentence1"], part["sentence2"]))
+                loss = loss + cfg.contrastive_weight * pair_margin_loss(scores, target, pairs, cfg.margin)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.losses.append(loss.item())
+            if progress is not None:
+                progress(len(result.losses), result.losses[-1])
+        result.seconds_per_epoch.append(time.perf_counter() - start)
+    model.eval()
+    return result
+
+
+@torch.no_grad()
+def score_rows(model: ConditionedScorer, rows: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
+    """The model's score of each row, in row order (cosine, or the cross-encoder's sigmoid)."""
+    model.eval()
+    out = []
+    for start in range(0, len(rows), batch_size):
+        part = rows.iloc[start:start + batch_size]
+        out.append(model(part["sentence1"].tolist(), part["sentence2"].tolist(), part["condition"].tolist()).cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def evaluate(model: ConditionedScorer, rows: pd.DataFrame, batch_size: int = 64) -> dict:
+    """Scores, Spearman/Pearson x100 against ``label``, pairs/s and conditioned embeddings/s."""
+    start = time.perf_counter()
+    scores = score_rows(model, rows, batch_size)
+    seconds = time.perf_counter() - start
+    return {"scores": scores, **correlations(scores, rows["label"]), "pairs_per_s": len(rows) / seconds,
+            "embeddings_per_s": 2 * len(rows) / seconds if model.embeds else math.nan}
+
+
+def run_methods(cfg: CSTSConfig, train_rows: pd.DataFrame, test_rows: pd.DataFrame,
+                methods: tuple[str, ...] | None = None, log=print) -> tuple[pd.DataFrame, dict]:
+    """Build, train and evaluate each method; a results table and the trained models by name."""
+    records, trained = [], {}
+    for name in methods or cfg.methods:
+        model = build_method(name, cfg.encoder, cfg.device, cfg.max_length, cfg.hyper_rank, cfg.reweight_layers)
+        result = train_method(model, train_rows, cfg)
+        report = evaluate(model, test_rows)
+        trained[name] = model
+        records.append({"method": name, "spearman": report["spearman"], "pearson": report["pearson"],
+                        "params_added": model.added_parameters(),
+                        "train_s_per_epoch": float(np.mean(result.seconds_per_epoch)),
+                        "embeddings_per_s": report["embeddings_per_s"], "pairs_per_s": report["pairs_per_s"],
+                        "cacheable": model.cacheable, "final_loss": float(np.mean(result.losses[-20:])),
+                        "scores": report["scores"]})
+        if log:
+            log(f"{name:22s} spearman {report['spearman']:6.1f} pearson {report['pearson']:6.1f} "
+                f"train {records[-1]['train_s_per_epoch']:6.0f} s/epoch")
+    table = pd.DataFrame(records)
+    return table.drop(columns="scores"), {"models": trained, "scores": dict(zip(table["method"], table["scores"]))}
+
+
+def save_model(model: ConditionedScorer, folder: str | Path, cfg: CSTSConfig | None = None, **fields) -> Path:
+    """``folder/method.json`` (how to rebuild), ``folder/model.safetensors`` and a manifest."""
+    from safetensors.torch import save_model as save_safetensors
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".model.safetensors.tmp"
+    save_safetensors(model, str(tmp))
+    os.replace(tmp, folder / "model.safetensors")
+    atomic_write_json(folder / "method.json", model.build_options)
+    write_manifest(folder, cfg, method=model.build_options, **fields)
+    return folder
+
+
+def load_model(folder: str | Path, device: str = "cpu") -> ConditionedScorer:
+    """A model saved by ``save_model`` (the encoder named in ``method.json`` must be loadable here)."""
+    from safetensors.torch import load_model as load_safetensors
+
+    folder = Path(folder)
+    if not (folder / "method.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a saved C-STS model: it lacks method.json "
+                                "(make one with `python -m helpers csts train ... --out DIR`).")
+    options = json.loads((folder / "method.json").read_text())
+    model = build_method(device=device, **options)
+    load_safetensors(model, str(folder / "model.safetensors"), device=device)
+    return model.eval()

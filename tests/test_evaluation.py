@@ -1,0 +1,205 @@
+"""Reflection evaluation: metrics on hand-made records, the paper table, paired statistics, error
+localization, the protocol on the real embedded LM, result caching, the CLI and self-evolution."""
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.artifacts import atomic_write_jsonl
+from helpers.config import configs_dir, preset
+from helpers.evaluation.localization import (claimed_step, evaluate_expression, first_error_step,
+                                             localization_cases, localization_summary, split_steps)
+from helpers.evaluation.protocol import (EVAL_PRESETS, EvalConfig, Variant, evaluate_variant, heldout_items,
+                                         run_protocol, summarize)
+from helpers.evaluation.self_evolution import EvolutionConfig, run_self_evolution
+from helpers.evaluation.statistics import (bootstrap_ci, compare_variants, mcnemar_exact, paired_comparison,
+                                           paper_table, reflection_gains)
+from helpers.reflection.stages import TrainingPlan
+from helpers.tasks.registry import build_items
+
+SMOKE = preset(EVAL_PRESETS, "smoke")
+
+
+def _record(qid, task, t1, t2, judged=None, variant="v"):
+    """A hand-made evaluation record: t1 / t2 correctness (t2 None: no second trial)."""
+    judged = t1 if judged is None else judged
+    trial2 = None if t2 is None else {"text": "", "answer": None, "correct": t2}
+    return {"id": qid, "task": task, "variant": variant, "trial1": {"text": "", "answer": None, "correct": t1},
+            "judged_correct": judged, "trial2": trial2, "correct_t1": t1, "correct_t2": t1 or bool(t2),
+            "correct_self": t1 if judged else bool(t2)}
+
+
+HAND_MADE = [_record("a1", "a", True, None), _record("a2", "a", False, True), _record("a3", "a", False, False),
+             _record("a4", "a", False, True), _record("b1", "b", True, False, judged=False),
+             _record("b2", "b", False, None, judged=True)]
+
+
+def test_summary_of_hand_made_records_gives_the_expected_accuracies():
+    table = summarize(HAND_MADE).set_index("task")
+    assert table.loc["a", "n"] == 4 and table.loc["a", "acc_t1"] == 0.25 and table.loc["a", "acc_t2"] == 0.75
+    assert table.loc["b", "acc_t1"] == 0.5 and table.loc["b", "acc_t2"] == 0.5
+    # b1 was right but judged wrong, and its retry failed; b2 was wrong but judged right: both lost
+    assert table.loc["b", "acc_self"] == 0.0 and table.loc["b", "judge_agreement"] == 0.0
+    assert table.loc["all", "acc_t2"] == pytest.approx(4 / 6) and table.loc["all", "delta"] == pytest.approx(2 / 6)
+
+
+def test_paper_table_cells_read_t1_t2_and_delta_in_percent():
+    table = paper_table({"sft_qa": HAND_MADE, "base_with_reflection": HAND_MADE})
+    assert list(table.index) == ["base_with_reflection", "sft_qa"], "rows must follow the paper's order"
+    assert table.loc["sft_qa", "a"] == "25.0 / 75.0 (+50.0)"
+    assert table.loc["sft_qa", "all"] == "33.3 / 66.7 (+33.3)"
+
+
+def test_paired_comparison_counts_wins_and_losses_and_tests_them():
+    reference = [_record(f"q{i}", "t", False, False) for i in range(20)]
+    better = [_record(f"q{i}", "t", False, i < 10) for i in range(20)]
+    result = paired_comparison(better, reference)
+    assert (result["wins"], result["losses"], result["delta"]) == (10, 0, 0.5)
+    assert result["p_value"] == pytest.approx(2 * 0.5 ** 10) and result["ci_low"] > 0
+    assert mcnemar_exact(3, 3) == 1.0 and mcnemar_exact(0, 0) == 1.0
+    table = compare_variants({"base_with_reflection": reference, "trained": better})
+    assert table.set_index("variant").loc["trained", "wins"] == 10
+    with pytest.raises(ValueError, match="different questions"):
+        paired_comparison(better[:5], reference)
+
+
+def test_bootstrap_interval_brackets_the_mean_and_collapses_for_constants():
+    low, high = bootstrap_ci(np.r_[np.ones(30), np.zeros(70)])
+    assert low < 0.3 < high and high - low < 0.25
+    assert bootstrap_ci([1.0] * 10) == (1.0, 1.0)
+    gains = reflection_gains({"v": HAND_MADE}).iloc[0]
+    assert gains["delta_ci_low"] <= gains["delta"] <= gains["delta_ci_high"]
+
+
+def test_arithmetic_steps_are_checked_exactly():
+    assert evaluate_expression("5 - 33") == -28 and evaluate_expression("3 × 4 ÷ 8") == Fraction(3, 2)
+    assert evaluate_expression("__import__('os')") is None and evaluate_expression("1 / 0") is None
+    steps = split_steps("Thought: 12 + 5 is 17. Then 17 - 9 = 9.\nAction: Finish[9]")
+    assert [s.text for s in steps] == ["Thought: 12 + 5 is 17.", "Then 17 - 9 = 9.", "Action: Finish[9]"]
+    assert [s.wrong_claim for s in steps] == [False, True, False] and first_error_step(steps) == 1
+    # every claim holds: the error is the final answer
+    assert first_error_step(split_steps("Thought: 4 - 1 is 3.\nAction: Finish[4]")) == 1
+
+
+def test_the_step_a_reflection_points_at():
+    steps = split_steps("Thought: 12 + 5 is 17. Then 17 - 9 = 9.\nAction: Finish[9]")
+    assert claimed_step("I computed 17-9 wrongly; it is not 9.", steps) == 1, "a quoted expression must win"
+    assert claimed_step("The result 17 is fine but I wrote the final answer as 9.", steps) == 0
+    assert claimed_step("I should be more careful next time.", steps) is None
+
+
+def test_localization_cases_use_the_programmatic_check_for_arithmetic(engine):
+    failed = {"id": "x1", "task": "basic_arithmetic", "question": "Calculate 12 + 5 - 9.", "answer": "8",
+              "trial1": {"text": "Thought: 12 + 5 is 17. Then 17 - 9 = 9.\nAction: Finish[9]", "correct": False},
+              "correct_t1": False, "reflection": "The step 17 - 9 = 9 is wrong: 17 - 9 is 8."}
+    other = {**failed, "id": "x2", "task": "syllogism_mc", "answer": "A", "reflection": "I misread the premise."}
+    cases = localization_cases({"v": [failed, other, {**failed, "id": "x3", "correct_t1": True}]}, engine)
+    assert list(cases["id"]) == ["x1", "x2"], "only failed first trials with a reflection are cases"
+    first = cases.set_index("id").loc["x1"]
+    assert first["method"] == "programmatic" and first["actual_step"] == 1 and first["claimed_step"] == 1
+    assert bool(first["localized"])
+    assert cases.set_index("id").loc["x2", "method"] == "lm_judge"
+    summary = localization_summary(cases).iloc[0]
+    assert summary["programmatic_cases"] == 1 and summary["programmatic_accuracy"] == 1.0
+
+
+def test_heldout_items_skip_training_questions_and_add_the_unseen_task():
+    cfg = EvalConfig(tasks=("gcd",), unseen_tasks=("lcm",), n_per_task=5, seed=10_000)
+    items = heldout_items(cfg)
+    assert {i.task for i in items} == {"gcd", "lcm"} and len(items) == 10
+    seen = {items[0].question, items[2].question}
+    assert not seen & {i.question for i in heldout_items(cfg, exclude=seen)}
+    with pytest.raises(ValueError, match="No held-out questions"):
+        heldout_items(EvalConfig(tasks=(), unseen_tasks=()))
+
+
+@pytest.mark.parametrize("mode", ["reflection", "plain", "one_stage"])
+def test_protocol_on_the_embedded_lm_keeps_its_invariants(engine, mode):
+    items = build_items(["basic_arithmetic", "syllogism_mc"], 2, seed=3)
+    records = run_protocol(engine, items, Variant("base", "smollm2-135m-instruct", mode), SMOKE)
+    assert [r["id"] for r in records] == [i.id for i in items]
+    for r in records:
+        needs_retry = not r["correct_t1"] or not r["judged_correct"]
+        assert (r["trial2"] is not None) == needs_retry, "trial 2 runs exactly for oracle or self-judged failures"
+        assert r["correct_t2"] == (r["correct_t1"] or bool(r["trial2"] and r["trial2"]["correct"]))
+        assert r["correct_self"] == (r["correct_t1"] if r["judged_correct"] else r["trial2"]["correct"])
+        assert (r["reflection"] is None) == (mode == "plain" or not needs_retry)
+        assert isinstance(r["self_margin"], float)
+
+
+def test_evaluation_results_are_cached_and_reused(engine, tmp_path):
+    items = build_items(["syllogism_mc"], 2, seed=4)
+    variant = Variant("base", "smollm2-135m-instruct")
+    first = evaluate_variant(variant, items, SMOKE, tmp_path, engine=engine)
+
+    class Unusable:
+        def __getattr__(self, name):
+            raise AssertionError("a cached evaluation must not run the model again")
+
+    assert evaluate_variant(variant, items, SMOKE, tmp_path, engine=Unusable()) == first
+    with pytest.raises(AssertionError, match="cached"):  # other items: recomputed
+        evaluate_variant(variant, items[:1], SMOKE, tmp_path, engine=Unusable())
+
+
+def test_cli_evaluate_writes_per_task_and_total_accuracies(tmp_path):
+    out = tmp_path / "result.json"
+    command = [sys.executable, "-m", "helpers", "reflect", "evaluate", "--model", "smollm2-135m-instruct",
+               "--tasks", "basic_arithmetic,syllogism_mc", "--n-questions", "3", "--seed", "7", "--profile", "smoke",
+               "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert result["total"]["n"] == 3 and len(result["records"]) == 3
+    assert set(result["tasks"]) == {"basic_arithmetic", "syllogism_mc"}
+    for row in [result["total"], *result["tasks"].values()]:
+        assert set(row) >= {"n", "acc_t1", "acc_t2"} and 0 <= row["acc_t1"] <= row["acc_t2"] <= 1
+
+
+def _run_folder(folder):
+    """A base-model generation run in miniature, with one corrected failure per question."""
+    raw = []
+    for n, (question, gold, wrong) in enumerate([("What is 2+2?", "4", "5"), ("What is 3+5?", "8", "9")]):
+        trial = lambda text, ok: f"Thought: {text}\nAction: Finish[...]\nObservation: Answer is {'CORRECT' if ok else 'INCORRECT'}"
+        raw.append({"id": f"q{n}", "question": question, "answer": gold, "task": "arith", "domain": "math",
+                    "output": [{"generated_answer": wrong, "reflections": [], "is_correct": False, "trial": 1,
+                                "reasoning": trial(f"It is {wrong}.", False)},
+                               {"generated_answer": gold, "is_correct": True, "trial": 2,
+                                "instruction": "trace/calculation/low_level",
+                                "reflections": [f"I added wrongly and wrote {wrong}. Recompute the sum."],
+                                "reasoning": trial(f"Recomputing, it is {gold}.", True)}]})
+    atomic_write_jsonl(folder / "raw.jsonl", raw)
+    return folder
+
+
+def test_self_evolution_runs_one_tiny_round_and_resumes(tmp_path):
+    data = _run_folder(tmp_path / "round1-data")
+    cfg = EvolutionConfig(recipe=str(configs_dir() / "sft_one_stage.yaml"), rounds=1,
+                          training=TrainingPlan(max_steps=2, per_device_train_batch_size=2))
+    items = build_items(["basic_arithmetic"], 2, seed=5)
+    result = run_self_evolution(cfg, "smollm2-135m-instruct", items, SMOKE, tmp_path / "evo", first_round_data=data)
+    assert list(result.table["round"]) == [0, 1] and result.table.loc[1, "d_plus_rows"] == 2
+    merged = tmp_path / "evo" / "round-1" / "model" / "merged"
+    assert (merged / "config.json").exists() and set(result.records) == {"round_0", "round_1"}
+    assert all(0 <= v <= 1 for v in result.table["acc_t2"])
+    stamp = (merged / "config.json").stat().st_mtime_ns
+    again = run_self_evolution(cfg, "smollm2-135m-instruct", items, SMOKE, tmp_path / "evo", first_round_data=data)
+    assert (merged / "config.json").stat().st_mtime_ns == stamp, "a finished round must not be trained again"
+    pd.testing.assert_frame_equal(again.table, result.table)
+
+
+def test_side_by_side_marks_the_step_the_reflection_points_at():
+    from helpers.widgets import render_side_by_side
+
+    record = {"id": "q1", "question": "Calculate 12 + 5 - 9.", "answer": "8", "variant": "a",
+              "trial1": {"text": "Thought: 12 + 5 is 17. Then 17 - 9 = 9.\nAction: Finish[9]", "answer": "9",
+                         "correct": False},
+              "judged_correct": True, "self_margin": 0.5, "reflection": "The step 17 - 9 = 9 is wrong.",
+              "trial2": {"text": "Thought: 17 - 9 = 8.\nAction: Finish[8]", "answer": "8", "correct": True}}
+    page = render_side_by_side(record, {**record, "variant": "b", "reflection": None, "trial2": None})
+    assert page.count("<mark") == 1 and "<mark title=\"the reflection points here\">Then 17 - 9 = 9.</mark>" in page
+    with pytest.raises(ValueError, match="same question"):
+        render_side_by_side(record, {**record, "id": "q2"})
