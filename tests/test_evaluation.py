@@ -116,6 +116,9 @@ def test_heldout_items_skip_training_questions_and_add_the_unseen_task():
     assert not seen & {i.question for i in heldout_items(cfg, exclude=seen)}
     with pytest.raises(ValueError, match="No held-out questions"):
         heldout_items(EvalConfig(tasks=(), unseen_tasks=()))
+    every_gcd_question = {i.question for i in heldout_items(EvalConfig(tasks=("gcd",), unseen_tasks=(), n_per_task=15))}
+    with pytest.warns(UserWarning, match="only 0 of 5"):
+        assert heldout_items(EvalConfig(tasks=("gcd",), unseen_tasks=(), n_per_task=5), exclude=every_gcd_question) == []
 
 
 @pytest.mark.parametrize("mode", ["reflection", "plain", "one_stage"])

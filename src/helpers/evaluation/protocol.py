@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,9 @@ def heldout_items(cfg: EvalConfig, exclude: set[str] = frozenset()) -> list[Task
         # small answer spaces repeat questions across seeds: draw extra and drop the seen ones
         candidates = TASKS[name].build(3 * cfg.n_per_task, cfg.seed)
         per_task.append([item for item in candidates if item.question not in exclude][: cfg.n_per_task])
+        if len(per_task[-1]) < cfg.n_per_task:
+            warnings.warn(f"Task {name}: only {len(per_task[-1])} of {cfg.n_per_task} held-out questions are not in the "
+                          "training data (its question space is small at this difficulty).", stacklevel=2)
     if cfg.tasks_file:
         path = Path(cfg.tasks_file)
         from_file = read_data_source_jsonl(path, task=path.stem, domain="custom", answer_format=cfg.tasks_file_format)
