@@ -4,8 +4,11 @@ One concern per module: ``config`` (paths, profiles), ``artifacts`` (manifests, 
 resumable JSONL), ``models`` (embedded and Hugging Face LMs and encoders), ``generation``
 (batched engine, vLLM backend, log-prob scoring), ``throughput``, ``plots`` (``save_fig``),
 ``widgets`` (ipywidgets browsers), ``tasks`` (registry, checkers, sandbox, loaders),
-``reflection`` (prompts, pipeline, curation, ReflectEvo formats, analysis), ``training``
-(trl + peft recipes), ``run_notebooks`` (headless execution) and ``cli`` (``python -m helpers``).
+``reflection`` (prompts, pipeline, curation, ReflectEvo formats, analysis, stages), ``training``
+(trl + peft recipes), ``evaluation`` (Acc@t1 / Acc@t2, statistics, error localization,
+self-evolution), ``values`` (inventories, roles, scoring), ``causal`` (discovery, comparison with
+reference graphs, the paper's graphs), ``csts`` (conditioned encoders for C-STS), ``kgc``
+(text-based link prediction), ``run_notebooks`` (headless execution) and ``cli`` (``python -m helpers``).
 """
 
 __version__ = "0.1.0"
