@@ -8,7 +8,8 @@ resumable JSONL), ``models`` (embedded and Hugging Face LMs and encoders), ``gen
 (trl + peft recipes), ``evaluation`` (Acc@t1 / Acc@t2, statistics, error localization,
 self-evolution), ``values`` (inventories, roles, scoring), ``causal`` (discovery, comparison with
 reference graphs, the paper's graphs), ``csts`` (conditioned encoders for C-STS), ``kgc``
-(text-based link prediction), ``run_notebooks`` (headless execution) and ``cli`` (``python -m helpers``).
+(text-based link prediction), ``steering`` (activation hooks), ``run_notebooks`` (headless
+execution) and ``cli`` (``python -m helpers``).
 """
 
 __version__ = "0.1.0"
