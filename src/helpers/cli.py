@@ -52,11 +52,22 @@ def _tasks_list(args) -> int:
     return 0
 
 
+def _task_names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tasks, --tasks-file and --tasks-file-format, shared by `reflect generate` and `reflect evaluate`."""
+    parser.add_argument("--tasks", help="comma-separated task names (see `tasks list`)")
+    parser.add_argument("--tasks-file", help="JSONL in ReflectEvo's data_source format (question, answer[, test_list])")
+    parser.add_argument("--tasks-file-format", default="choice", choices=["choice", "text", "math", "code"])
+
+
 def _reflect_generate(args) -> int:
     from .config import preset
     from .reflection.pipeline import REFLECTION_PRESETS, generate, parse_shard
 
-    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks is not None else None
+    tasks = _task_names(args.tasks) if args.tasks is not None else None
     if args.tasks_file and args.tasks is None:
         tasks = ()
     cfg = preset(REFLECTION_PRESETS, args.profile, model=args.model, reflector=args.reflector, tasks=tasks,
@@ -96,7 +107,7 @@ def _reflect_evaluate(args) -> int:
     from .config import preset
     from .evaluation.protocol import EVAL_PRESETS, Variant, evaluate_variant, heldout_items, result_json
 
-    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else ()
+    tasks = _task_names(args.tasks) if args.tasks else ()
     if not tasks and not args.tasks_file:
         raise SystemExit("Name the tasks to evaluate on (--tasks T1,T2,...) and/or a --tasks-file.")
     sources = len(tasks) + bool(args.tasks_file)
@@ -145,9 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--profile", default="default", help="preset the other flags override (default: default)")
     gen.add_argument("--model", help="generator: embedded name, hub id or folder")
     gen.add_argument("--reflector", help="reflector model (default: the generator)")
-    gen.add_argument("--tasks", help="comma-separated task names (see `tasks list`)")
-    gen.add_argument("--tasks-file", help="JSONL in ReflectEvo's data_source format (question, answer[, test_list])")
-    gen.add_argument("--tasks-file-format", default="choice", choices=["choice", "text", "math", "code"])
+    _add_task_arguments(gen)
     gen.add_argument("--n-questions", type=int)
     gen.add_argument("--n-reflections", type=int)
     gen.add_argument("--seed", type=int)
@@ -172,9 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     eva = reflect.add_parser("evaluate", help="Acc@t1 / Acc@t2 (oracle) and Acc@self of a model on held-out questions")
     eva.add_argument("--model", required=True, help="embedded name, hub id, or a folder (e.g. MODEL_DIR/merged)")
-    eva.add_argument("--tasks", help="comma-separated task names (see `tasks list`)")
-    eva.add_argument("--tasks-file", help="JSONL in ReflectEvo's data_source format (question, answer[, test_list])")
-    eva.add_argument("--tasks-file-format", default="choice", choices=["choice", "text", "math", "code"])
+    _add_task_arguments(eva)
     eva.add_argument("--n-questions", type=int, required=True, help="questions in total, spread over the tasks")
     eva.add_argument("--seed", type=int, default=10_000, help="question seed; keep it apart from training seeds")
     eva.add_argument("--mode", default="reflection", choices=["reflection", "plain", "one_stage"],

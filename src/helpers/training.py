@@ -2,7 +2,7 @@
 SFT on D+, DPO on D+- or Dpref. One YAML file per recipe under ``configs/``.
 
     result = train("configs/sft_one_stage.yaml", data_dir="data/01_reflection/default",
-                   out_dir="data/02_training/default/sft_one_stage")
+                   out_dir="data/02_sft/mine/sft_one_stage")
     result.merged_dir      # a folder that helpers.models.load_lm() loads like any model
 
 A recipe YAML holds trl's own key names -- those of ``trl.ModelConfig`` (``model_name_or_path``,
