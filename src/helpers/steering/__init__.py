@@ -1,5 +1,12 @@
-"""Value steering: activation capture and intervention through forward hooks (``hooks``).
+"""Value steering with sparse autoencoders and role prompts (notebook 06).
 
-The sparse-autoencoder training, feature selection and steering experiments of notebook 06 build
-on these hooks.
+* ``hooks``: capture and steer the residual stream through forward hooks (chosen positions, or the
+  tokens of a phrase), removed even when the forward pass raises.
+* ``activations``: the offline corpus and its residual activations, sink tokens left out.
+* ``sae``: TopK SAE training, resuming and loading through sae-lens; published SAEs; quality
+  (variance explained, L0, dead features, the LM's loss with the SAE spliced in).
+* ``pipeline``: model -> activations -> SAE -> quality.json, behind ``steer train-sae``.
+* ``features``: the paper's feature selection at " your values", top contexts, promoted tokens.
+* ``experiment``: coefficient sweeps, up / same / down shares, graph-guided specificity.
+* ``panel``: the live slider panel; ``study``: notebook 06's presets; ``cli``: ``steer`` commands.
 """

@@ -41,6 +41,9 @@ from .roles import Persona
 METHODS = ("generate", "logprob_yes_no", "logprob_like_me")
 ANSWER_PREFIX = "Answer:"
 YES_NO_OPTIONS = (" Yes", " No")
+# The cue of the SAE-steering prompts (notebook 06): the paper steers at the tokens of " your values".
+STEERING_PHRASE = " your values"
+VALUES_CUE = f"Answer yes or no according to{STEERING_PHRASE}."
 LIKE_ME_OPTIONS = ("1", "2", "3", "4", "5", "6")  # after "Answer: ", so each digit is one token
 INSTRUCTION = ("Answer every question according to your own values. First write one short thought, "
                "then answer yes or no, in the form: Thought: ... Answer: yes/no")
@@ -68,13 +71,18 @@ def _direct_prompt(persona: Persona, request: str, tokenizer, prefix: str) -> st
     return render_prompt(tokenizer, [{"role": "user", "content": content}]) + prefix
 
 
-def build_prompt(persona: Persona, item: pd.Series | dict, method: str, tokenizer=None) -> Prompt:
+def build_prompt(persona: Persona, item: pd.Series | dict, method: str, tokenizer=None,
+                 values_cue: bool = False) -> Prompt:
     """The prompt that asks ``persona`` about one inventory ``item`` under ``method``.
 
     ``generate`` returns chat messages (the paper's format: persona and instruction, two worked
     examples, the question); the log-probability methods return the rendered chat text with the
     assistant turn opened by "Answer:" (they need ``tokenizer`` for its chat template).
+    ``values_cue=True`` (``logprob_yes_no`` only) asks for the answer "according to your values",
+    the phrase at which SAE features are selected and added.
     """
+    if values_cue and method != "logprob_yes_no":
+        raise ValueError(f"values_cue applies to the logprob_yes_no prompt only, not {method!r}.")
     if method == "generate":
         return _paper_messages(persona, item["question"])
     if method not in METHODS:
@@ -82,7 +90,8 @@ def build_prompt(persona: Persona, item: pd.Series | dict, method: str, tokenize
     if tokenizer is None:
         raise ValueError(f"Method {method!r} renders the chat text itself: pass the engine's tokenizer.")
     if method == "logprob_yes_no":
-        return _direct_prompt(persona, f"Question: {item['question']}\nAnswer yes or no.", tokenizer, ANSWER_PREFIX)
+        request = VALUES_CUE if values_cue else "Answer yes or no."
+        return _direct_prompt(persona, f"Question: {item['question']}\n{request}", tokenizer, ANSWER_PREFIX)
     scale = ", ".join(f"{i} = {label}" for i, label in enumerate(like_me_scale(), start=1))
     request = (f'Statement: "{item["item"]}"\nHow much is this statement like you? '
                f"Reply with one number ({scale}).")
@@ -138,12 +147,13 @@ def _answer_frame(personas: Sequence[Persona], items: pd.DataFrame, method: str)
 
 
 def score_personas(engine, personas: Sequence[Persona], items: pd.DataFrame, method: str = "logprob_yes_no",
-                   batch_size: int | None = None, max_new_tokens: int = 48, progress: bool = False) -> pd.DataFrame:
+                   batch_size: int | None = None, max_new_tokens: int = 48, progress: bool = False,
+                   values_cue: bool = False) -> pd.DataFrame:
     """One row per (persona, item): the answer and the item's score in [-1, 1].
 
     ``generate`` adds ``raw_text`` and ``answer``; the log-probability methods add ``option_mass``
     (the probability the options got in total: a low mass means the model wanted to say something
-    else) and ``p_yes`` or ``expected_rating``.
+    else) and ``p_yes`` or ``expected_rating``. ``values_cue``: see ``build_prompt``.
     """
     if method not in METHODS:
         raise ValueError(f"Unknown scoring method {method!r}; choose one of {METHODS}.")
@@ -159,7 +169,7 @@ def score_personas(engine, personas: Sequence[Persona], items: pd.DataFrame, met
         answers["answer"] = answers["raw_text"].map(parse_yes_no)
         answers["item_score"] = agreement * answers["answer"].map({"yes": 1.0, "no": -1.0, "unclear": 0.0})
         return answers
-    prompts = [build_prompt(p, item, method, engine.tokenizer) for p, item in records]
+    prompts = [build_prompt(p, item, method, engine.tokenizer, values_cue=values_cue) for p, item in records]
     options = YES_NO_OPTIONS if method == "logprob_yes_no" else LIKE_ME_OPTIONS
     logprobs = option_logprobs(engine, prompts, options, batch_size=batch_size, progress=progress)
     probs = np.exp(logprobs)

@@ -1,0 +1,50 @@
+"""The ``steer`` commands of ``python -m helpers``:
+
+    python -m helpers steer train-sae --model NAME --layer L --tokens N [--width W] --out DIR
+
+trains (or resumes, or reuses) a TopK SAE on the residual stream after decoder layer L, on N
+activations of the offline corpus (``helpers.steering.activations``), and writes it in sae-lens
+format to DIR with ``DIR/quality.json`` (fraction_variance_explained, mean_l0, dead_fraction,
+lm_loss_clean, lm_loss_spliced, measured on held-out tokens).
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def _train_sae(args) -> int:
+    from ..models import load_lm
+    from .pipeline import build_sae
+    from .sae import SAETrainingSettings
+
+    model, tokenizer = load_lm(args.model, dtype=args.dtype)
+    settings = SAETrainingSettings(width=args.width, k=args.k, epochs=args.epochs, batch_size=args.batch_size,
+                                   lr=args.lr, seed=args.seed)
+    _, quality, _ = build_sae(model, tokenizer, args.model, args.layer, args.tokens, settings, args.out,
+                              heldout_tokens=args.heldout_tokens, seq_len=args.seq_len, progress=True)
+    shown = ("fraction_variance_explained", "mean_l0", "dead_fraction", "lm_loss_clean", "lm_loss_spliced")
+    print(json.dumps({k: round(quality[k], 4) for k in shown}, indent=1))
+    print(f"SAE and quality.json -> {args.out}")
+    return 0
+
+
+def add_commands(commands) -> None:
+    """Add the ``steer`` sub-commands to the main parser's sub-parsers."""
+    steer = commands.add_parser("steer", help="sparse autoencoders and value steering")
+    actions = steer.add_subparsers(dest="action", required=True)
+    train = actions.add_parser("train-sae", help="train or resume an SAE on one layer's residual stream")
+    train.add_argument("--model", required=True, help="embedded name, hub id or local folder")
+    train.add_argument("--layer", required=True, type=int, help="decoder layer whose output the SAE reads")
+    train.add_argument("--tokens", required=True, type=int, help="training activations (sink tokens left out)")
+    train.add_argument("--width", type=int, default=4608, help="number of SAE features")
+    train.add_argument("--k", type=int, default=32, help="active features per token (TopK; the mean L0)")
+    train.add_argument("--epochs", type=float, default=4.0, help="passes over the training activations")
+    train.add_argument("--batch-size", type=int, default=256, help="activations per training step")
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--heldout-tokens", type=int, default=20_000, help="activations held out to measure quality")
+    train.add_argument("--seq-len", type=int, default=128, help="tokens per corpus chunk")
+    train.add_argument("--dtype", default="float32", help="model dtype while collecting activations")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", required=True, help="folder for the SAE (sae-lens format) and quality.json")
+    train.set_defaults(func=_train_sae)
