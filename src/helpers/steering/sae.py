@@ -139,9 +139,20 @@ def train_sae(train: ActivationSet, settings: SAETrainingSettings, out_dir: Path
     trainer.data_provider = _batches(train.activations, settings.batch_size, settings.seed, skip)
     with _progress_bar(progress):
         trained = trainer.fit()
-    trained.save_inference_model(out_dir)
+    _save_atomically(trained, out_dir)
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return load_sae(out_dir)
+
+
+def _save_atomically(sae, out_dir: Path) -> None:
+    """``save_inference_model`` into a side folder, then the weights and, last, ``cfg.json`` (the
+    mark of a finished SAE) moved into place: an interruption never leaves a half-written SAE."""
+    staging = out_dir / ".saving"
+    shutil.rmtree(staging, ignore_errors=True)
+    weights, config = sae.save_inference_model(staging)
+    weights.replace(out_dir / weights.name)
+    config.replace(out_dir / config.name)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager
