@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -153,8 +154,6 @@ class ActivationSet:
 
     @classmethod
     def load(cls, path: Path | str) -> "ActivationSet":
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata()
         tensors = load_file(str(path))

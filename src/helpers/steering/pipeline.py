@@ -24,12 +24,12 @@ ACTIVATIONS_FILE = "activations.safetensors"
 CORPUS_FILE = "corpus.json"
 
 
-def corpus_activations(model, tokenizer, layer: int, n_tokens: int, heldout_tokens: int, out_dir: Path,
-                       seq_len: int = 128, sink_ratio: float = 10.0, seed: int = 0,
+def corpus_activations(model, tokenizer, model_name: str, layer: int, n_tokens: int, heldout_tokens: int,
+                       out_dir: Path, seq_len: int = 128, sink_ratio: float = 10.0, seed: int = 0,
                        progress: bool = False) -> ActivationSet:
     """The corpus activations of ``layer`` (training + held out), from ``out_dir`` when a previous
-    run collected them with the same settings."""
-    record = {"layer": layer, "n_tokens": n_tokens, "heldout_tokens": heldout_tokens, "seq_len": seq_len,
+    run collected them with the same model and settings."""
+    record = {"model": model_name, "layer": layer, "n_tokens": n_tokens, "heldout_tokens": heldout_tokens, "seq_len": seq_len,
               "sink_ratio": sink_ratio, "seed": seed}
     path, meta = out_dir / ACTIVATIONS_FILE, out_dir / CORPUS_FILE
     if path.is_file() and meta.is_file() and json.loads(meta.read_text()).get("settings") == record:
@@ -63,8 +63,8 @@ def build_sae(model, tokenizer, model_name: str, layer: int, n_tokens: int, sett
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    activations = corpus_activations(model, tokenizer, layer, n_tokens, heldout_tokens, out_dir, seq_len,
-                                     sink_ratio, settings.seed, progress)
+    activations = corpus_activations(model, tokenizer, model_name, layer, n_tokens, heldout_tokens, out_dir,
+                                     seq_len, sink_ratio, settings.seed, progress)
     collected = time.perf_counter()
     train, heldout = split_heldout(activations, heldout_tokens)
     sae = train_sae(train, settings, out_dir, model_name=model_name, progress=progress)
