@@ -210,6 +210,20 @@ def test_shares_consistency_and_specificity_on_hand_made_changes():
     assert check.set_index(["graph", "target"]).loc[("own", "A"), "best"] == "f1"
 
 
+def test_yes_shift_share_separates_a_lean_from_a_value_specific_change():
+    from helpers.steering.experiment import yes_shift_pattern, yes_shift_share
+
+    items = pd.DataFrame({"value": ["A", "A", "B", "B", "C"], "agreement": [1, 1, 1, -1, -1]})
+    pattern = yes_shift_pattern(items)
+    assert pattern.to_dict() == {"A": 1.0, "B": 0.0, "C": -1.0}
+    changes = pd.DataFrame({"setting": ["lean", "lean", "specific"],
+                            "A": [0.2, 0.1, 0.0], "B": [0.0, 0.0, 0.3], "C": [-0.2, -0.1, 0.0]})
+    share = yes_shift_share(changes, ["A", "B", "C"], pattern)
+    assert share["lean"] == pytest.approx(1.0) and share["specific"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="zero"):
+        yes_shift_share(changes, ["B"], pattern)
+
+
 def test_combined_direction_sums_the_sliders():
     directions = {"f1": torch.tensor([1.0, 0.0]), "f2": torch.tensor([0.0, 1.0])}
     assert torch.equal(combined_direction(directions, {"f1": 2.0, "f2": -1.0}), torch.tensor([2.0, -1.0]))

@@ -101,6 +101,28 @@ def share_consistency(shares_a: pd.DataFrame, shares_b: pd.DataFrame, by: Sequen
     return float(np.corrcoef(net_a, net_b)[0, 1])
 
 
+def yes_shift_pattern(items: pd.DataFrame) -> pd.Series:
+    """Per value, the mean agreement sign of its items: the (unnormalised) change of the value
+    scores when every answer moves towards "yes" by the same amount, whatever the value."""
+    return items.groupby("value")["agreement"].mean()
+
+
+def yes_shift_share(changes: pd.DataFrame, values: Sequence[str], pattern: pd.Series, by: str = "setting") -> pd.Series:
+    """Per group, the share of the squared score change (summed over its rows) that lies along
+    ``pattern``: 1 when steering only shifted the overall lean to yes or no, 0 when it moved
+    values in a way orthogonal to that."""
+    direction = pattern.reindex(list(values)).fillna(0.0).to_numpy(float)
+    if not np.any(direction):
+        raise ValueError("The yes-shift pattern is zero for every value: each value's items cancel out.")
+    direction = direction / np.linalg.norm(direction)
+    deltas = changes[list(values)].to_numpy(float)
+    along = (deltas @ direction) ** 2
+    total = (deltas ** 2).sum(axis=1)
+    frame = pd.DataFrame({by: changes[by].to_numpy(), "along": along, "total": total})
+    sums = frame.groupby(by, sort=False)[["along", "total"]].sum()
+    return (sums["along"] / sums["total"].where(sums["total"] > 0)).rename("yes_shift_share")
+
+
 def specificity(changes: pd.DataFrame, values: Sequence[str], expected: Mapping[str, set], target: str,
                 by: str = "setting") -> pd.Series:
     """Predicted specificity of each setting for raising ``target``: its mean change of the target
