@@ -270,3 +270,18 @@ def test_the_values_cue_is_for_the_yes_no_prompt_only(lm, cue_prompts):
     item = embedded_inventory().iloc[0]
     with pytest.raises(ValueError, match="values_cue"):
         build_prompt(Persona(NO_ROLE, NO_SETTING), item, "logprob_like_me", lm[1], values_cue=True)
+
+
+def test_the_panel_rescores_when_a_slider_moves(engine, phrase_ids):
+    from helpers.steering.panel import steering_panel
+
+    items = embedded_inventory().groupby("value").head(1).head(3)
+    directions = {"f1": torch.randn(576), "f2": torch.randn(576)}
+    panel = steering_panel(engine, Persona(NO_ROLE, NO_SETTING), items, 6, directions, phrase_ids, max_coefficient=40)
+    sliders = [child for child in panel.children if hasattr(child, "max")]
+    status = next(child for child in panel.children if type(child).__name__ == "HTML" and child.value == "")
+    assert [s.description for s in sliders] == ["f1", "f2"] and sliders[0].max == 40
+    sliders[0].value = 20.0
+    assert status.value == "3 items re-scored"
+    sliders[0].value = 0.0
+    assert status.value == ""

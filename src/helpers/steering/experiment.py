@@ -2,9 +2,9 @@
 value questionnaire, up / same / down shares, their consistency across role groups, and the
 graph-guided specificity ranking of features checked on held-out roles.
 
-    scores = sweep_features(engine, personas, items, layer, directions, [50, 100], phrase_ids)
-    changes = score_changes(scores, values, setting="setting")          # helpers.causal.compare
-    shares = direction_shares(changes, threshold)                       # feature x coefficient x value
+    scores = sweep_features(engine, personas, items, layer, {"f3361": d, "random": r}, [100, 200], phrase_ids)
+    changes = score_changes(scores, values)                             # helpers.causal.compare
+    shares = direction_shares(changes, values, threshold)               # setting x value: up / same / down
     ranking = specificity(changes, values, expected_by_graph, target)   # for one target value
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import spearmanr
+from tqdm.auto import tqdm
 
 from ..values.roles import Persona
 from ..values.scoring import score_personas, scores_table
@@ -30,15 +31,15 @@ def setting_label(name: str, coefficient: float) -> str:
 
 
 def combined_direction(directions: Mapping[str, torch.Tensor], coefficients: Mapping[str, float]) -> torch.Tensor:
-    """Sum of coefficient x direction over the features (the live panel's several sliders as one
-    vector to add)."""
+    """Sum of coefficient x direction over the named directions (the live panel's several sliders
+    as one vector to add)."""
     unknown = sorted(set(coefficients) - set(directions))
     if unknown:
         raise KeyError(f"No direction named {unknown}; known: {sorted(directions)}.")
     first = next(iter(directions.values()))
     total = torch.zeros_like(first)
-    for feature, coefficient in coefficients.items():
-        total = total + float(coefficient) * directions[feature]
+    for name, coefficient in coefficients.items():
+        total = total + float(coefficient) * directions[name]
     return total
 
 
@@ -61,11 +62,8 @@ def sweep_features(engine, personas: Sequence[Persona], items: pd.DataFrame, lay
     """Scores of every persona unsteered (setting "none") and under each (direction, coefficient);
     ``directions`` are named ("f3361", or "random" for a control); columns role, setting,
     direction, coefficient, then one per value."""
-    from tqdm.auto import tqdm
-
     tables = [score_steered(engine, personas, items, layer, None, phrase_ids, batch_size).assign(
-        direction=BASELINE, coefficient=0.0)]
-    tables[0]["setting"] = BASELINE
+        setting=BASELINE, direction=BASELINE, coefficient=0.0)]
     runs = [(name, c) for name in directions for c in coefficients]
     for name, coefficient in tqdm(runs, desc="sweep", disable=not progress):
         table = score_steered(engine, personas, items, layer, coefficient * directions[name], phrase_ids,
@@ -95,7 +93,7 @@ def share_consistency(shares_a: pd.DataFrame, shares_b: pd.DataFrame, by: Sequen
     keys = [*by, "value"]
     merged = shares_a.merge(shares_b, on=keys, suffixes=("_a", "_b"))
     if len(merged) < 3:
-        raise ValueError(f"Only {len(merged)} (setting, value) cells in common: too few to correlate.")
+        raise ValueError(f"Only {len(merged)} ({', '.join(by)}, value) cells in common: too few to correlate.")
     net_a = merged["up_a"] - merged["down_a"]
     net_b = merged["up_b"] - merged["down_b"]
     return float(np.corrcoef(net_a, net_b)[0, 1])

@@ -137,13 +137,17 @@ def hooked(module: torch.nn.Module, hook) -> Iterator[None]:
         handle.remove()
 
 
+def _check_direction(direction: torch.Tensor) -> None:
+    if direction.ndim != 1:
+        raise ValueError(f"direction must be one vector of the residual width, got shape {tuple(direction.shape)}.")
+
+
 @contextlib.contextmanager
 def steer(model, layer: int, direction: torch.Tensor, coefficient: float,
           positions: torch.Tensor | list[int] | None = None) -> Iterator[None]:
     """Inside the block, every forward pass adds ``coefficient * direction`` to the output of
     decoder layer ``layer`` at ``positions`` (a (batch, seq) mask or sequence indices)."""
-    if direction.ndim != 1:
-        raise ValueError(f"direction must be one vector of the residual width, got shape {tuple(direction.shape)}.")
+    _check_direction(direction)
     hook = functools.partial(add_at_positions, direction=direction, coefficient=coefficient, positions=positions)
     with hooked(layer_module(model, layer), hook):
         yield
@@ -155,8 +159,7 @@ def steer_at_phrase(model, layer: int, direction: torch.Tensor, coefficient: flo
     """Inside the block, every forward pass adds ``coefficient * direction`` to the output of
     decoder layer ``layer`` at the tokens of the phrase (the paper's steering at " your values"),
     wherever it sits in each row of the batch. Both hooks go when the block ends or raises."""
-    if direction.ndim != 1:
-        raise ValueError(f"direction must be one vector of the residual width, got shape {tuple(direction.shape)}.")
+    _check_direction(direction)
     seen: dict = {}
     handle = model.register_forward_pre_hook(functools.partial(_remember_input_ids, seen=seen), with_kwargs=True)
     try:

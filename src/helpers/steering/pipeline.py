@@ -67,6 +67,7 @@ def build_sae(model, tokenizer, model_name: str, layer: int, n_tokens: int, sett
                                      seq_len, sink_ratio, settings.seed, progress)
     collected = time.perf_counter()
     train, heldout = split_heldout(activations, heldout_tokens)
+    sae_reused = (out_dir / "cfg.json").is_file()
     sae = train_sae(train, settings, out_dir, model_name=model_name, progress=progress)
     trained = time.perf_counter()
     quality = {**sae_quality(sae, heldout, model, sink_ratio), "model": model_name, "layer": layer,
@@ -74,6 +75,7 @@ def build_sae(model, tokenizer, model_name: str, layer: int, n_tokens: int, sett
                "sink_positions_left_out": activations.sink_positions,
                "sink_share": activations.sink_positions / activations.tokens_seen,
                "collect_seconds": round(collected - start, 1), "train_seconds": round(trained - collected, 1),
+               "sae_reused": sae_reused,  # True: a finished SAE was loaded, train_seconds is its load time
                "versions": package_versions()}
     atomic_write_json(out_dir / QUALITY_FILE, quality)
     return sae, quality, activations

@@ -55,6 +55,7 @@ class SAETrainingSettings:
 
 
 def hook_name(layer: int) -> str:
+    """The TransformerLens name of the output of decoder layer ``layer``, as sae-lens records it."""
     return f"blocks.{layer}.hook_resid_post"
 
 
