@@ -262,7 +262,3 @@ def sae_quality(sae: SAE, heldout: ActivationSet, model=None, sink_ratio: float 
         quality["lm_loss_spliced"] = lm_loss(model, heldout.chunks, sae=sae, layer=heldout.layer,
                                              sink_ratio=sink_ratio)
     return quality
-
-
-def write_quality(out_dir: Path | str, quality: dict) -> Path:
-    return atomic_write_json(Path(out_dir) / QUALITY_FILE, quality)
