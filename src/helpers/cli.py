@@ -10,16 +10,25 @@
     python -m helpers reflect train --recipe configs/NAME.yaml --data RUN_DIR --out MODEL_DIR
     python -m helpers reflect evaluate --model MODEL --tasks T1,T2 [--tasks-file F.jsonl] \
         --n-questions N --seed S --out RESULT.json     # Acc@t1, Acc@t2 per task and in total
+
+Errors of input, settings and files (``helpers.errors.UserError``, missing or unreadable files,
+non-UTF-8 text) print one line ``error: ...`` and exit with status 2, after checking what can be
+checked (output paths, model names, records) before any model loads; ``--debug`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import time
 from pathlib import Path
 
 from . import models
+from .artifacts import check_output_path
+from .errors import UserError
+from .reflection.pipeline import ReflectionConfig
 
 
 def _models_list(args) -> int:
@@ -85,7 +94,8 @@ def _reflect_curate(args) -> int:
     from .reflection.curation import write_curated
     from .reflection.pipeline import read_run_records
 
-    records = read_run_records(args.run)
+    records = read_run_records(args.run)  # checked before the judge loads
+    models.check_model_name(args.judge)
     sizes = write_curated(args.run, records, make_engine(args.judge), args.pref_pairs_per_question)
     print(" ".join(f"{name}={size}" for name, size in sizes.items()), f"(from {len(records)} questions)")
     return 0
@@ -109,12 +119,17 @@ def _reflect_evaluate(args) -> int:
 
     tasks = _task_names(args.tasks) if args.tasks else ()
     if not tasks and not args.tasks_file:
-        raise SystemExit("Name the tasks to evaluate on (--tasks T1,T2,...) and/or a --tasks-file.")
+        raise UserError("Name the tasks to evaluate on (--tasks T1,T2,...) and/or a --tasks-file.")
+    if args.n_questions < 1:
+        raise UserError(f"--n-questions must be at least 1, got {args.n_questions}.")
+    models.check_model_name(args.model)
     sources = len(tasks) + bool(args.tasks_file)
     cfg = preset(EVAL_PRESETS, args.profile, tasks=tasks, unseen_tasks=(), tasks_file=args.tasks_file,
                  tasks_file_format=args.tasks_file_format, n_per_task=-(-args.n_questions // sources),
                  seed=args.seed, batch_size=args.batch_size)
     items = heldout_items(cfg)[: args.n_questions]
+    if not items:
+        raise UserError("No held-out questions: the tasks and --tasks-file gave none.")
     variant = Variant(args.name or Path(args.model).name, args.model, args.mode)
     start = time.perf_counter()
     result = result_json(variant, cfg, evaluate_variant(variant, items, cfg, progress=True))
@@ -131,6 +146,8 @@ def _notebooks(args) -> int:
     return run_main([*args.names, "--profile", args.profile])
 
 
+_REFLECTION_DEFAULTS = ReflectionConfig()
+
 # Modules that add their own sub-commands: each defines `add_commands(commands)` taking the
 # argparse sub-parsers object, and imports its heavy dependencies only inside the handlers.
 DOMAIN_CLIS: tuple[str, ...] = ("helpers.csts.cli", "helpers.values.cli", "helpers.steering.cli")
@@ -138,6 +155,7 @@ DOMAIN_CLIS: tuple[str, ...] = ("helpers.csts.cli", "helpers.values.cli", "helpe
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     models_parser = commands.add_parser("models", help="embedded models").add_subparsers(dest="action", required=True)
@@ -164,11 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--chunk-size", type=int, help="questions per resumable chunk")
     gen.add_argument("--shard", help="i/N: this machine's share of the questions")
     gen.add_argument("--out", required=True, help="run folder")
-    gen.set_defaults(func=_reflect_generate)
+    gen.set_defaults(func=_reflect_generate, out_is_folder=True)
     cur = reflect.add_parser("curate", help="write d_plus.jsonl, d_plus_minus.jsonl and d_pref.jsonl")
     cur.add_argument("--run", required=True, help="run folder of `reflect generate`")
     cur.add_argument("--judge", default=models.DEFAULT_LM, help="LM judge for Dpref")
-    cur.add_argument("--pref-pairs-per-question", type=int, default=4, help="reflection pairs judged per failure")
+    cur.add_argument("--pref-pairs-per-question", type=int, default=_REFLECTION_DEFAULTS.pref_pairs_per_question,
+                     help="reflection pairs judged per failure (default: the configuration's)")
     cur.set_defaults(func=_reflect_curate)
 
     tra = reflect.add_parser("train", help="train a recipe (SFT / DPO with LoRA) on a generation run's files")
@@ -177,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     tra.add_argument("--out", required=True, help="folder for adapters, the merged model and the manifest")
     tra.add_argument("--model", help="base model (default: the recipe's model_name_or_path)")
     tra.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    tra.set_defaults(func=_reflect_train)
+    tra.set_defaults(func=_reflect_train, out_is_folder=True)
 
     eva = reflect.add_parser("evaluate", help="Acc@t1 / Acc@t2 (oracle) and Acc@self of a model on held-out questions")
     eva.add_argument("--model", required=True, help="embedded name, hub id, or a folder (e.g. MODEL_DIR/merged)")
@@ -202,6 +221,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    """The message of an input, settings or file error as the one line the user sees."""
+    if isinstance(error, UnicodeDecodeError):
+        where = getattr(error, "filename", None) or "a file"
+        return f"{where}: not UTF-8 text ({error.reason} at byte {error.start}); save the file as UTF-8."
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}."
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+# What a user can fix: bad input and settings, and files that are missing, unreadable or in the
+# wrong place. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (UserError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+               FileExistsError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        if getattr(args, "out", None) is not None:
+            check_output_path(args.out, folder=getattr(args, "out_is_folder", False))
+        return args.func(args)
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted; run the same command again to resume where it stopped.", file=sys.stderr)
+        return 130

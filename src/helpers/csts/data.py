@@ -25,13 +25,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..artifacts import read_csv
+from ..errors import UserError
+
 COLUMNS = ("sentence1", "sentence2", "condition", "label")
 REANNOTATED_HUB_ID = "LivNLP/C-STS_Reannotated"
 PBKDF2_ITERATIONS = 10_000  # openssl enc -pbkdf2 default
 _MAGIC = b"Salted__"
 
 
-class WrongPasswordError(ValueError):
+class WrongPasswordError(UserError):
     """The password does not decrypt the file (or the file is not an openssl -pbkdf2 file)."""
 
 
@@ -58,19 +61,41 @@ def encrypt_openssl(plain: bytes, password: str, salt: bytes | None = None) -> b
     return b"\n".join(text[i:i + 64] for i in range(0, len(text), 64)) + b"\n"
 
 
+_TRUNCATED = ("The encrypted file is truncated or damaged (it ends before its last cipher block): download or "
+              "copy it again, and check its size against the original.")
+
+
+def _looks_like_tar(plain: bytes) -> bool:
+    """Whether ``plain`` starts with a valid tar header (its checksum matches): proof that the
+    password decrypted the start of the file."""
+    if len(plain) < 512:
+        return False
+    try:
+        tarfile.TarInfo.frombuf(plain[:512], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
 def decrypt_openssl(encrypted: bytes, password: str) -> bytes:
     """Inverse of ``openssl enc -e -aes-256-cbc -a -pbkdf2``; WrongPasswordError when it fails."""
     from cryptography.hazmat.primitives import padding
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+    text = b"".join(encrypted.split())
+    salted = text.startswith(base64.b64encode(_MAGIC)[:10])  # "U2FsdGVkX1": base64 of "Salted__"
     try:
-        raw = base64.b64decode(b"".join(encrypted.split()), validate=True)
+        raw = base64.b64decode(text, validate=True)
     except binascii.Error as error:
-        raise ValueError("Not a base64 openssl file: expected the output of "
-                         "`openssl enc -aes-256-cbc -a -pbkdf2` (text starting with U2FsdGVkX1).") from error
-    if not raw.startswith(_MAGIC) or len(raw) < 32 or (len(raw) - 16) % 16:
-        raise ValueError("Not a salted openssl file: it lacks the 'Salted__' header written by "
-                         "`openssl enc -aes-256-cbc -a -pbkdf2`.")
+        if salted:
+            raise UserError(_TRUNCATED) from error
+        raise UserError("Not a base64 openssl file: expected the output of "
+                        "`openssl enc -aes-256-cbc -a -pbkdf2` (text starting with U2FsdGVkX1).") from error
+    if not raw.startswith(_MAGIC):
+        raise UserError("Not a salted openssl file: it lacks the 'Salted__' header written by "
+                        "`openssl enc -aes-256-cbc -a -pbkdf2`.")
+    if len(raw) < 32 or (len(raw) - 16) % 16:
+        raise UserError(_TRUNCATED)
     key, iv = _key_iv(password, raw[8:16])
     decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
     padded = decryptor.update(raw[16:]) + decryptor.finalize()
@@ -78,6 +103,8 @@ def decrypt_openssl(encrypted: bytes, password: str) -> bytes:
     try:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError as error:
+        if _looks_like_tar(padded):  # the password is right: only the end of the file is missing
+            raise UserError(_TRUNCATED) from error
         raise WrongPasswordError("Wrong password: the file does not decrypt with it (bad padding). "
                                  "Use the password the C-STS authors sent you.") from error
 
@@ -88,7 +115,10 @@ def read_csts_csv(source, require_label: bool = True) -> pd.DataFrame:
     Missing columns raise a ValueError that names them and the columns the file has; labels must be
     numbers in [1, 5]. Extra columns are kept (an ``id`` column, for example).
     """
-    frame = pd.read_csv(source, keep_default_na=False)
+    if isinstance(source, (str, Path)):
+        frame = read_csv(source, keep_default_na=False)
+    else:
+        frame = pd.read_csv(source, keep_default_na=False)
     return check_rows(frame, require_label=require_label, where=str(getattr(source, "name", source)))
 
 
@@ -99,6 +129,8 @@ def check_rows(frame: pd.DataFrame, require_label: bool = True, where: str = "th
     if missing:
         raise ValueError(f"{where} lacks the column(s) {missing}; it has {list(frame.columns)}. A C-STS file "
                          f"needs a header row with {', '.join(needed)} (rename your columns to these names).")
+    if frame.empty:
+        raise UserError(f"{where} has a header but no rows: a C-STS file needs one row per sentence pair.")
     frame = frame.reset_index(drop=True).copy()
     for column in COLUMNS[:3]:
         frame[column] = frame[column].astype(str)

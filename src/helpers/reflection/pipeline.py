@@ -6,14 +6,22 @@
 For each question: trial 1 (greedy) is checked against the gold answer; when it failed, the
 reflector samples ``n_reflections`` reflections, each following one instruction of the 32-item
 pool; for each reflection the generator answers again (trial 2, greedy) and is checked again.
-Questions are processed in chunks; every finished question is appended to the JSONL file at once,
-so a killed run loses at most the chunk in flight and a new run skips the ids already written.
+Questions are processed in chunks cut from the run's full question list, so a chunk holds the
+same questions however often the run was interrupted; each chunk samples its reflections from its
+own seed (derived from the run's seed and the chunk's first question). Every finished question is
+appended to the JSONL file at once. A resumed run cuts a torn last line, skips the chunks whose
+questions are all written, and redoes a partly written chunk whole, appending only its missing
+records: the resumed file holds the same records as an uninterrupted run, each once.
 With ``shard=(i, N)`` the run takes every N-th question starting at i and writes
-``raw-shard-i-of-N.jsonl``: N machines produce disjoint files that ``read_run_records`` merges.
+``raw-shard-i-of-N.jsonl`` (and ``manifest-shard-i-of-N.json``): N processes or machines produce
+disjoint files that ``read_run_records`` merges. Each output file is locked by the process writing
+it (``artifacts.run_lock``); the configuration check and the manifest are done under the lock,
+before any model loads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -21,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..artifacts import append_jsonl, read_jsonl, to_jsonable, write_manifest
+from ..artifacts import append_jsonl, numbered_jsonl, read_jsonl, repair_jsonl, run_lock, to_jsonable, write_manifest
+from ..errors import UserError
 from ..generation import Engine, SamplingParams, make_engine, render_prompt
 from ..models import model_fingerprint
 from ..tasks import TaskItem, check
@@ -59,6 +68,17 @@ class ReflectionConfig:
     judge: str | None = None  # LM judge that ranks reflection pairs for Dpref (None: the generator)
     pref_pairs_per_question: int = 1  # reflection pairs judged per failed question
 
+    def __post_init__(self):
+        for name in ("n_questions", "n_reflections", "trial_max_new_tokens", "reflection_max_new_tokens",
+                     "batch_size", "chunk_size", "pref_pairs_per_question"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{name} must be a whole number of at least 1, got {value!r} "
+                                f"(--{name.replace('_', '-')}).")
+        if not self.tasks and not self.tasks_file:
+            raise UserError("No questions to ask: name tasks (--tasks T1,T2; see `python -m helpers tasks list`) "
+                            "or a --tasks-file.")
+
 
 REFLECTION_PRESETS = {
     # Mostly multiple choice: retries there succeed often enough that 8 questions give a few D+ rows,
@@ -90,6 +110,10 @@ def raw_file(out_dir: Path, shard: tuple[int, int] | None) -> Path:
     return out_dir / ("raw.jsonl" if shard is None else f"raw-shard-{shard[0]}-of-{shard[1]}.jsonl")
 
 
+def manifest_file(shard: tuple[int, int] | None) -> str:
+    return "manifest.json" if shard is None else f"manifest-shard-{shard[0]}-of-{shard[1]}.json"
+
+
 def select_items(cfg: ReflectionConfig, shard: tuple[int, int] | None = None) -> list[TaskItem]:
     """The run's questions, in order: ``n_questions`` spread over the tasks (and the tasks file),
     then this shard's share."""
@@ -103,9 +127,18 @@ def select_items(cfg: ReflectionConfig, shard: tuple[int, int] | None = None) ->
                                             answer_format=cfg.tasks_file_format)[:per_task]
     registry_items = build_items(tasks, per_task, cfg.seed) if tasks else []
     items = (registry_items + file_items)[: cfg.n_questions]
+    if not items:
+        raise UserError(f"The tasks file {cfg.tasks_file} holds no questions: give a JSONL file with one "
+                        "{\"question\": ..., \"answer\": ...} object a line.")
     if shard is not None:
         items = items[shard[0]::shard[1]]
     return items
+
+
+def chunk_seed(seed: int, first_id: str) -> int:
+    """The sampling seed of the chunk that starts with question ``first_id``: chunks get streams of
+    their own, and a chunk redone after an interruption gets the same one."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{first_id}".encode()).digest()[:4], "big")
 
 
 def choose_instructions(item_id: str, count: int, seed: int) -> list[Instruction]:
@@ -166,7 +199,8 @@ def first_trials(items: list[TaskItem], engine: Engine, cfg: ReflectionConfig, s
 
 def process_chunk(items: list[TaskItem], engines: Engines, cfg: ReflectionConfig, sources: tuple[str, str],
                   progress: bool = False) -> list[dict]:
-    """Raw records for a chunk of questions: first trial, reflections on failures, second trials."""
+    """Raw records for a chunk of questions: first trial, reflections on failures (sampled from
+    the chunk's own seed, ``chunk_seed``), second trials."""
     records = first_trials(items, engines.generator, cfg, sources[0], progress)
     failed = [(item, rec) for item, rec in zip(items, records) if not rec["output"][0]["is_correct"]]
     requests = [(item, rec, instruction) for item, rec in failed
@@ -174,7 +208,8 @@ def process_chunk(items: list[TaskItem], engines: Engines, cfg: ReflectionConfig
     if not requests:
         return records
     sampling = SamplingParams(temperature=cfg.reflection_temperature, top_p=cfg.reflection_top_p,
-                              max_new_tokens=cfg.reflection_max_new_tokens, stop=REFLECTION_STOP, seed=cfg.seed)
+                              max_new_tokens=cfg.reflection_max_new_tokens, stop=REFLECTION_STOP,
+                              seed=chunk_seed(cfg.seed, items[0].id))
     reflections = engines.reflector.generate(
         [reflect_prompt(item.question, rec["output"][0]["reasoning"], ins) for item, rec, ins in requests],
         sampling, progress=progress)
@@ -190,42 +225,52 @@ def done_ids(path: Path) -> set[str]:
     return {str(record["id"]) for record in read_jsonl(path)}
 
 
-def _check_manifest(out_dir: Path, cfg: ReflectionConfig) -> None:
-    """Refuse to resume into a folder whose manifest records another configuration."""
-    manifest = out_dir / "manifest.json"
-    if manifest.exists():
+def _check_manifests(out_dir: Path, cfg: ReflectionConfig) -> None:
+    """Refuse to resume into a folder whose manifests (of any shard) record another configuration."""
+    for manifest in sorted(out_dir.glob("manifest*.json")):
         recorded = json.loads(manifest.read_text()).get("config")
         if recorded is not None and recorded != to_jsonable(cfg):
-            raise ValueError(f"{out_dir} holds a run with another configuration ({manifest}); "
-                             "resume with the same settings or choose a new --out folder.")
+            changed = sorted(k for k in set(recorded) | set(to_jsonable(cfg))
+                             if recorded.get(k) != to_jsonable(cfg).get(k))
+            raise UserError(f"{out_dir} holds a run with another configuration ({', '.join(changed)} differ, "
+                            f"see {manifest.name}): resume with the same settings or choose a new --out folder.")
 
 
 def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] | None = None,
              engines: Engines | None = None, progress: bool = True) -> Path:
-    """Run (or resume) the pipeline; return the raw JSONL path. Writes ``manifest.json`` too."""
+    """Run (or resume) the pipeline; return the raw JSONL path. Writes the manifest first.
+
+    Order matters for a user who gave a wrong setting or a busy folder: the lock, the questions,
+    the configuration check and the manifest all come before the models load.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_manifest(out_dir, cfg)
-    items = select_items(cfg, shard)
     path = raw_file(out_dir, shard)
-    finished = done_ids(path)
-    todo = [item for item in items if item.id not in finished]
-    if engines is None:
-        generator = make_engine(cfg.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
-        reflector = generator if cfg.reflector in (None, cfg.model) else make_engine(
-            cfg.reflector, batch_size=cfg.batch_size, dtype=cfg.dtype)
-        engines = Engines(generator, reflector)
-    write_manifest(out_dir, cfg, generator=model_fingerprint(cfg.model),
-                   reflector=model_fingerprint(cfg.reflector or cfg.model),
-                   instruction_pool=INSTRUCTION_POOL_VERSION, seed=cfg.seed, task_mix=list(cfg.tasks),
-                   n_items=len(items), shard=shard)
-    sources = (cfg.model, cfg.reflector or cfg.model)
-    start = time.perf_counter()
-    for chunk in _chunks(todo, cfg.chunk_size):
-        for record in process_chunk(chunk, engines, cfg, sources, progress=progress):
-            append_jsonl(path, record)
-        if progress:
-            print(f"{len(done_ids(path))}/{len(items)} questions done, {time.perf_counter() - start:.0f} s", flush=True)
+    with run_lock(path):
+        items = select_items(cfg, shard)
+        with run_lock(out_dir):  # briefly: shards of one run check and write their manifests in turn
+            _check_manifests(out_dir, cfg)
+            write_manifest(out_dir, cfg, filename=manifest_file(shard), generator=model_fingerprint(cfg.model),
+                           reflector=model_fingerprint(cfg.reflector or cfg.model),
+                           instruction_pool=INSTRUCTION_POOL_VERSION, seed=cfg.seed, task_mix=list(cfg.tasks),
+                           n_items=len(items), shard=shard)
+        repair_jsonl(path)
+        finished = done_ids(path)
+        chunks = [chunk for chunk in _chunks(items, cfg.chunk_size) if any(i.id not in finished for i in chunk)]
+        if chunks and engines is None:
+            generator = make_engine(cfg.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
+            reflector = generator if cfg.reflector in (None, cfg.model) else make_engine(
+                cfg.reflector, batch_size=cfg.batch_size, dtype=cfg.dtype)
+            engines = Engines(generator, reflector)
+        sources = (cfg.model, cfg.reflector or cfg.model)
+        start = time.perf_counter()
+        for chunk in chunks:
+            for record in process_chunk(chunk, engines, cfg, sources, progress=progress):
+                if record["id"] not in finished:
+                    append_jsonl(path, record)
+                    finished.add(record["id"])
+            if progress:
+                print(f"{len(finished)}/{len(items)} questions done, {time.perf_counter() - start:.0f} s", flush=True)
     return path
 
 
@@ -234,17 +279,43 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
+RECORD_FIELDS = ("id", "question", "answer", "output")
+TRIAL_FIELDS = ("generated_answer", "reasoning", "is_correct", "trial")
+
+
+def check_raw_record(record: dict, where: str) -> dict:
+    """``record`` if it has the fields of a raw record (and its trials theirs), else a UserError
+    naming ``where`` (file:line) and the missing field."""
+    missing = [name for name in RECORD_FIELDS if name not in record]
+    if missing:
+        raise UserError(f"{where}: the record lacks {', '.join(repr(m) for m in missing)}; raw records need "
+                        f"{', '.join(RECORD_FIELDS)} (see `reflect generate`).")
+    if not isinstance(record["output"], list) or not record["output"]:
+        raise UserError(f"{where}: 'output' must be a non-empty list of trials.")
+    for trial in record["output"]:
+        lacking = [name for name in TRIAL_FIELDS if not isinstance(trial, dict) or name not in trial]
+        if lacking:
+            raise UserError(f"{where}: a trial in 'output' lacks {', '.join(repr(m) for m in lacking)}.")
+    return record
+
+
 def read_run_records(out_dir: Path | str) -> list[dict]:
-    """All raw records of a run folder (``raw.jsonl`` and any shard files), one per id."""
+    """All raw records of a run folder (``raw.jsonl`` and any shard files), one per id, each
+    checked for the fields later steps read (a UserError names the file and line otherwise)."""
     out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise UserError(f"{out_dir} is not a folder: pass the --out folder of `python -m helpers reflect generate`.")
     files = sorted(out_dir.glob("raw*.jsonl"))
     if not files:
-        raise FileNotFoundError(f"No raw*.jsonl in {out_dir}: run `python -m helpers reflect generate --out {out_dir}` first.")
+        raise UserError(f"No raw*.jsonl in {out_dir}: run `python -m helpers reflect generate --out {out_dir}` first.")
     seen, records = set(), []
     for path in files:
-        for record in read_jsonl(path):
+        for number, record in numbered_jsonl(path):
+            check_raw_record(record, f"{path}:{number}")
             if str(record["id"]) not in seen:
                 seen.add(str(record["id"]))
                 records.append(record)
+    if not records:
+        raise UserError(f"{out_dir} holds no records yet ({', '.join(p.name for p in files)} empty): let "
+                        "`reflect generate` finish at least one chunk first.")
     return records
-

@@ -14,15 +14,27 @@ import json
 
 
 def _train_sae(args) -> int:
-    from ..models import load_lm
-    from .pipeline import build_sae
-    from .sae import SAETrainingSettings
+    from dataclasses import asdict
 
-    model, tokenizer = load_lm(args.model, dtype=args.dtype)
+    from ..artifacts import run_lock
+    from ..errors import UserError
+    from ..models import check_model_name, load_lm
+    from .pipeline import build_sae
+    from .sae import SAETrainingSettings, check_settings
+
+    if args.tokens < args.batch_size:
+        raise UserError(f"--tokens {args.tokens} is fewer than one training batch (--batch-size {args.batch_size}): "
+                        "ask for more tokens (100,000 trains a useful SAE of the embedded LM).")
+    if args.heldout_tokens < 1 or args.layer < 0:
+        raise UserError("--heldout-tokens must be at least 1 and --layer at least 0.")
     settings = SAETrainingSettings(width=args.width, k=args.k, epochs=args.epochs, batch_size=args.batch_size,
                                    lr=args.lr, seed=args.seed)
-    _, quality, _ = build_sae(model, tokenizer, args.model, args.layer, args.tokens, settings, args.out,
-                              heldout_tokens=args.heldout_tokens, seq_len=args.seq_len, progress=True)
+    check_model_name(args.model)
+    with run_lock(args.out):  # settings checked and folder held before the model loads
+        check_settings(args.out, {**asdict(settings), "layer": args.layer, "model": args.model})
+        model, tokenizer = load_lm(args.model, dtype=args.dtype)
+        _, quality, _ = build_sae(model, tokenizer, args.model, args.layer, args.tokens, settings, args.out,
+                                  heldout_tokens=args.heldout_tokens, seq_len=args.seq_len, progress=True)
     shown = ("fraction_variance_explained", "mean_l0", "dead_fraction", "lm_loss_clean", "lm_loss_spliced")
     print(json.dumps({k: round(quality[k], 4) for k in shown}, indent=1))
     print(f"SAE and quality.json -> {args.out}")
@@ -47,4 +59,4 @@ def add_commands(commands) -> None:
     train.add_argument("--dtype", default="float32", help="model dtype while collecting activations")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="folder for the SAE (sae-lens format) and quality.json")
-    train.set_defaults(func=_train_sae)
+    train.set_defaults(func=_train_sae, out_is_folder=True)

@@ -7,8 +7,10 @@
 
 Training uses sae-lens' ``SAETrainer`` and its TopK SAE (``k`` active features per token, so the
 mean L0 is ``k`` by construction), fed from activations held in memory (``ActivationSet``) in a
-seeded order. Checkpoints (weights, optimizer and trainer state) go to ``out_dir/checkpoints``; a
-run started again with the same settings resumes from the last one. The finished SAE is saved with
+seeded order. Checkpoints (weights, optimizer and trainer state) are written by sae-lens into
+``out_dir/checkpoints/.staging`` and renamed to ``out_dir/checkpoints/<samples seen>`` once whole; a
+run started again with the same settings resumes from the last one. A checkpoint that fails to load
+(a damaged disk, a copy cut short) is renamed ``<name>.corrupt`` and the one before it is used. The finished SAE is saved with
 ``save_inference_model`` (``cfg.json`` + ``sae_weights.safetensors``), which ``SAE.load_from_disk``
 and every sae-lens tool read. Its metadata names the hook the TransformerLens way,
 ``blocks.{layer}.hook_resid_post``: the output of decoder layer ``layer``.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import re
 import shutil
 from dataclasses import asdict, dataclass
@@ -32,6 +35,7 @@ from sae_lens.saes.sae import SAEMetadata
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
 from ..artifacts import atomic_write_json
+from ..errors import UserError
 from .activations import ActivationSet, sink_mask
 from .hooks import hooked, layer_hidden, layer_module, replace_hidden
 
@@ -81,19 +85,43 @@ def _batches(activations: torch.Tensor, batch_size: int, seed: int, skip: int) -
                 yield activations[order[start:start + batch_size]]
 
 
-def _latest_checkpoint(folder: Path) -> Path | None:
-    found = [p for p in folder.glob("*") if p.is_dir() and p.name.isdigit() and (p / "trainer_state.pt").is_file()]
-    return max(found, key=lambda p: int(p.name)) if found else None
+def _checkpoints_newest_first(folder: Path) -> list[Path]:
+    found = [p for p in folder.glob("*") if p.is_dir() and p.name.isdigit()]
+    return sorted(found, key=lambda p: int(p.name), reverse=True)
 
 
-def _check_resumable(out_dir: Path, record: dict) -> None:
-    saved = out_dir / SETTINGS_FILE
+def _publish_checkpoint(checkpoint_path: Path | None) -> None:
+    """sae-lens' ``save_checkpoint_fn``: the checkpoint it has just written whole into the staging
+    folder is renamed into place, so a run killed while writing leaves no half checkpoint."""
+    if checkpoint_path is not None:
+        checkpoint_path.rename(checkpoint_path.parent.parent / checkpoint_path.name)
+
+
+def _resume_from_checkpoint(trainer: SAETrainer, folder: Path) -> Path | None:
+    """Load the newest checkpoint that loads; set aside (``*.corrupt``) those that do not."""
+    for checkpoint in _checkpoints_newest_first(folder):
+        try:
+            trainer.sae.load_weights_from_checkpoint(checkpoint)
+            trainer.load_trainer_state(checkpoint)
+            return checkpoint
+        except Exception as error:  # torch.load and safetensors raise several types on damaged files
+            aside = checkpoint.with_name(checkpoint.name + ".corrupt")
+            checkpoint.rename(aside)
+            print(f"checkpoint {checkpoint} does not load ({type(error).__name__}); set aside as {aside.name}, "
+                  "resuming from the one before.", flush=True)
+    return None
+
+
+def check_settings(out_dir: Path | str, record: dict) -> None:
+    """Refuse (UserError) a folder holding an SAE trained with other settings. ``record`` may hold
+    only some fields (the command line checks what it knows before loading a model)."""
+    saved = Path(out_dir) / SETTINGS_FILE
     if saved.is_file():
         previous = json.loads(saved.read_text())
-        if previous != record:
-            changed = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
-            raise ValueError(f"{out_dir} holds an SAE trained with other settings ({', '.join(changed)} differ); "
-                             "use another --out folder, or delete this one to start over.")
+        changed = sorted(k for k in record if k in previous and previous[k] != record[k])
+        if changed:
+            raise UserError(f"{out_dir} holds an SAE trained with other settings ({', '.join(changed)} differ); "
+                            "use another --out folder, or delete this one to start over.")
 
 
 def train_sae(train: ActivationSet, settings: SAETrainingSettings, out_dir: Path | str, model_name: str = "",
@@ -102,34 +130,40 @@ def train_sae(train: ActivationSet, settings: SAETrainingSettings, out_dir: Path
     out_dir = Path(out_dir)
     record = {**asdict(settings), "layer": train.layer, "d_in": int(train.activations.shape[1]),
               "train_activations": len(train.activations), "model": model_name}
-    _check_resumable(out_dir, record)
+    check_settings(out_dir, record)
     if (out_dir / "cfg.json").is_file() and (out_dir / SETTINGS_FILE).is_file():
         return load_sae(out_dir)
+    if len(train.activations) < settings.batch_size:
+        raise UserError(f"{len(train.activations)} training activations are fewer than one batch of "
+                        f"{settings.batch_size}: collect more tokens (--tokens) or lower --batch-size.")
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / SETTINGS_FILE, record)
-    torch.manual_seed(settings.seed)
     config = TopKTrainingSAEConfig(d_in=record["d_in"], d_sae=settings.width, k=settings.k,
                                    normalize_activations="expected_average_only_in",
                                    metadata=SAEMetadata(model_name=model_name, hook_name=hook_name(train.layer)))
-    sae = TopKTrainingSAE(config)
     total = int(settings.epochs * len(train.activations)) // settings.batch_size * settings.batch_size
     if total == 0:
-        raise ValueError(f"{len(train.activations)} activations x {settings.epochs} epochs is less than one batch "
-                         f"of {settings.batch_size}: collect more tokens or lower batch_size.")
+        raise UserError(f"{len(train.activations)} activations x {settings.epochs} epochs is less than one batch "
+                        f"of {settings.batch_size}: collect more tokens or lower batch_size.")
     trainer_config = SAETrainerConfig(total_training_samples=total, train_batch_size_samples=settings.batch_size,
                                       lr=settings.lr, lr_end=settings.lr / 10, lr_scheduler_name="cosineannealing",
                                       lr_warm_up_steps=total // settings.batch_size // 20,
                                       dead_feature_window=settings.dead_feature_window,
                                       feature_sampling_window=max(1, total // settings.batch_size),
                                       n_checkpoints=settings.n_checkpoints,
-                                      checkpoint_path=str(out_dir / "checkpoints"))
-    checkpoint = _latest_checkpoint(out_dir / "checkpoints")
-    if checkpoint is not None:
-        sae.load_weights_from_checkpoint(checkpoint)
-    trainer = SAETrainer(trainer_config, sae, iter(()))
+                                      checkpoint_path=str(out_dir / "checkpoints" / ".staging"))
+
+    def fresh_trainer() -> SAETrainer:
+        torch.manual_seed(settings.seed)  # the initial weights
+        return SAETrainer(trainer_config, TopKTrainingSAE(config), iter(()), save_checkpoint_fn=_publish_checkpoint)
+
+    shutil.rmtree(out_dir / "checkpoints" / ".staging", ignore_errors=True)  # what a killed run was writing
+    trainer = fresh_trainer()
+    checkpoint = _resume_from_checkpoint(trainer, out_dir / "checkpoints")
+    if checkpoint is None:
+        trainer = fresh_trainer()  # a checkpoint that failed half-way may have loaded some weights
     skip = 0
     if checkpoint is not None:
-        trainer.load_trainer_state(checkpoint)
         skip = trainer.n_training_samples
         trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t >= skip]
     else:
@@ -151,6 +185,8 @@ def _save_atomically(sae, out_dir: Path) -> None:
     staging = out_dir / ".saving"
     shutil.rmtree(staging, ignore_errors=True)
     weights, config = sae.save_inference_model(staging)
+    for written in (weights, config):
+        os.chmod(written, 0o644)  # save_inference_model's temporary files are private; these are results
     weights.replace(out_dir / weights.name)
     config.replace(out_dir / config.name)
     shutil.rmtree(staging, ignore_errors=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..artifacts import read_text
 from . import ANSWER_FORMATS, TaskItem
 from .checkers import last_boxed
 
@@ -107,7 +108,7 @@ def read_data_source_jsonl(path: Path | str, task: str, domain: str, answer_form
         raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}.")
     checker = checker or answer_format
     items, problems, seen = [], [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:

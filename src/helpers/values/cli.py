@@ -43,20 +43,45 @@ def select_rows(table, rows_where: str | None):
     return table[keep].reset_index(drop=True), column
 
 
-def _discover(args) -> int:
+def value_columns(table, used: str | None) -> tuple[list[str], list[str]]:
+    """(numeric columns, text columns left out) of a scores table, refusing a column that is mostly
+    numbers with a few text cells: that is a data error, not a label column, and dropping it would
+    quietly change the graph."""
     import pandas as pd
 
-    from ..causal.discovery import discover
+    from ..causal.discovery import DiscoveryDataError, first_text_cell
 
-    table, used = select_rows(pd.read_csv(args.scores), args.rows_where)
+    numeric, text = [], []
+    for column in (c for c in table.columns if c != used):
+        if pd.api.types.is_numeric_dtype(table[column]):
+            numeric.append(column)
+            continue
+        cells = table[column].dropna()
+        share = pd.to_numeric(cells, errors="coerce").notna().mean() if len(cells) else 0.0
+        if share >= 0.5:
+            raise DiscoveryDataError(f"column {column!r} is {share:.0%} numbers but holds text "
+                                     f"({first_text_cell(table, column)}): fix those cells, or leave the column out "
+                                     "with --columns.")
+        text.append(column)
+    return numeric, text
+
+
+def _discover(args) -> int:
+    from ..causal.discovery import discover
+    from ..artifacts import read_csv
+
+    table, used = select_rows(read_csv(args.scores), args.rows_where)
+    left_out: list[str] = []
     if args.columns:
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
     else:
-        columns = [c for c in table.columns if c != used and pd.api.types.is_numeric_dtype(table[c])]
+        columns, left_out = value_columns(table, used)
     graph = discover(table, method=args.method, alpha=args.alpha, columns=columns)
-    graph.info.update({"scores": args.scores, "rows_where": args.rows_where})
+    graph.info.update({"scores": args.scores, "rows_where": args.rows_where, "text_columns_left_out": left_out})
     graph.to_json(args.out)
-    print(f"{len(graph.edges)} edges over {len(columns)} columns from {len(table)} rows ({args.method}) -> {args.out}")
+    note = f"; text columns left out: {', '.join(left_out)}" if left_out else ""
+    print(f"{len(graph.edges)} edges over {len(columns)} columns from {len(table)} rows ({args.method}){note} "
+          f"-> {args.out}")
     return 0
 
 
