@@ -105,6 +105,10 @@ def _reflect_train(args) -> int:
     from .training import train
 
     overrides = {"max_steps": args.max_steps} if args.max_steps else {}
+    if args.save_steps:
+        overrides.update(save_strategy="steps", save_steps=args.save_steps)
+    if args.model:
+        models.check_model_name(args.model)
     result = train(args.recipe, args.data, args.out, model=args.model, **overrides)
     losses = [e["loss"] for e in result.log_history if "loss" in e]
     loss = f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "no loss logged (fewer steps than logging_steps)"
@@ -196,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     tra.add_argument("--out", required=True, help="folder for adapters, the merged model and the manifest")
     tra.add_argument("--model", help="base model (default: the recipe's model_name_or_path)")
     tra.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    tra.add_argument("--save-steps", type=int, help="save a resumable checkpoint every N steps (default: the recipe's)")
     tra.set_defaults(func=_reflect_train, out_is_folder=True)
 
     eva = reflect.add_parser("evaluate", help="Acc@t1 / Acc@t2 (oracle) and Acc@self of a model on held-out questions")

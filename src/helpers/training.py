@@ -15,11 +15,24 @@ conversational prompt-completion (SFT) and prompt-chosen-rejected (DPO) formats,
 on the completion only and the tokenizer's chat template is applied by trl.
 
 On a GPU the same recipe runs under ``accelerate launch`` (see ``configs/accelerate/``).
+
+A run folder is locked while it trains (``artifacts.run_lock``). Its outputs are written aside and
+renamed into place: ``adapter-<stage>`` and ``merged-<stage>`` once a stage finished, then the
+manifest, then ``merged`` (the final model). A run started again on the same folder with the same
+recipe and rows skips the stages already finished, resumes a stage from its newest trainer
+checkpoint when the recipe saves them (``save_strategy: steps``; a checkpoint that does not load is
+renamed ``*.corrupt`` and the one before is used), and returns at once when ``merged`` is there.
+With other settings it is refused (``on_change="refuse"``, the command line) or started over
+(``on_change="restart"``, what the notebooks do when their data changed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
+import os
 import random
 import shutil
 import time
@@ -29,7 +42,8 @@ from typing import Any
 
 import yaml
 
-from .artifacts import atomic_write_json, write_manifest
+from .artifacts import atomic_write_json, run_lock, to_jsonable, write_manifest
+from .errors import UserError
 from .models import load_lm, model_fingerprint
 from .reflection.formats import read_records
 from .reflection.pipeline import read_run_records
@@ -165,14 +179,47 @@ class TrainResult:
     train_rows: dict[str, int]
 
 
+def _loads(checkpoint: Path) -> bool:
+    """Whether every file of a trainer checkpoint reads back (a killed or damaged save does not)."""
+    import torch
+    from safetensors import safe_open
+
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+        for path in checkpoint.iterdir():
+            if path.suffix in (".pt", ".pth", ".bin"):
+                torch.load(path, map_location="cpu", weights_only=False)
+            elif path.suffix == ".safetensors":
+                with safe_open(path, "pt") as handle:
+                    for key in handle.keys():
+                        handle.get_tensor(key)
+    except Exception:  # json, pickle, zip and safetensors errors alike mean "does not load"
+        return False
+    return True
+
+
+def resumable_checkpoint(stage_dir: Path) -> Path | None:
+    """The newest trainer checkpoint of ``stage_dir`` that loads; newer ones that do not are
+    renamed ``*.corrupt`` (and so ignored by the trainer from then on)."""
+    found = [p for p in stage_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for checkpoint in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        if _loads(checkpoint):
+            return checkpoint
+        checkpoint.rename(checkpoint.with_name(checkpoint.name + ".corrupt"))
+        print(f"{checkpoint} does not load; set aside as {checkpoint.name}.corrupt, resuming from the one before.",
+              flush=True)
+    return None
+
+
 def _train_stage(recipe: Recipe, model_name: str, rows: list[dict], stage_dir: Path):
-    """One trl run with a fresh LoRA adapter on ``model_name``; returns the trainer."""
+    """One trl run with a fresh LoRA adapter on ``model_name``, resumed from the stage's newest
+    loadable checkpoint when there is one; returns the trainer."""
     from datasets import Dataset
     from trl import DPOTrainer, SFTTrainer, get_peft_config
 
     if not rows:
-        raise ValueError(f"No training rows for stage {stage_dir.name} of {recipe.name}: the generation run "
-                         "produced no usable records (too few questions, or no corrected failure).")
+        raise UserError(f"No training rows for stage {stage_dir.name} of {recipe.name}: the generation run "
+                        "produced no usable records (too few questions, or no corrected failure).")
     model, tokenizer = load_lm(model_name, dtype="float32" if not recipe.training_args.bf16 else None)
     if recipe.trainer == "sft":
         tokenizer.padding_side = "right"
@@ -181,22 +228,41 @@ def _train_stage(recipe: Recipe, model_name: str, rows: list[dict], stage_dir: P
     trainer_cls = SFTTrainer if recipe.trainer == "sft" else DPOTrainer
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                           peft_config=peft_config)
-    trainer.train()
+    checkpoint = resumable_checkpoint(stage_dir) if stage_dir.is_dir() else None
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     return trainer
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Move a finished folder into place (a previous one at ``target`` goes first)."""
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
 
 
 def _save_stage(trainer, out_dir: Path, stage: str) -> tuple[Path | None, Path]:
     """Save the stage's LoRA adapter (``adapter-<stage>``) and the base model with the adapter
-    merged in (``merged-<stage>``), which the next stage or ``load_lm`` starts from."""
+    merged in (``merged-<stage>``, with ``stage.json``: its log history), which the next stage or
+    ``load_lm`` starts from. Only the main process writes, each folder aside and then renamed; the
+    others wait for it."""
     model, adapter_dir = trainer.model, None
+    merged_dir = out_dir / f"merged-{stage}"
+    main_process = trainer.accelerator.is_main_process
     if hasattr(model, "merge_and_unload"):
         adapter_dir = out_dir / f"adapter-{stage}"
-        model.save_pretrained(adapter_dir)
-        trainer.processing_class.save_pretrained(adapter_dir)  # so load_lm(adapter_dir) finds a tokenizer
+        if main_process:
+            staging = out_dir / f".adapter-{stage}.saving"
+            model.save_pretrained(staging)
+            trainer.processing_class.save_pretrained(staging)  # so load_lm(adapter_dir) finds a tokenizer
+            _replace_dir(staging, adapter_dir)
         model = model.merge_and_unload()
-    merged_dir = out_dir / f"merged-{stage}"
-    model.save_pretrained(merged_dir)
-    trainer.processing_class.save_pretrained(merged_dir)
+    if main_process:
+        staging = out_dir / f".merged-{stage}.saving"
+        model.save_pretrained(staging)
+        trainer.processing_class.save_pretrained(staging)
+        atomic_write_json(staging / "stage.json", {"log_history": trainer.state.log_history})
+        _replace_dir(staging, merged_dir)
+    trainer.accelerator.wait_for_everyone()
     return adapter_dir, merged_dir
 
 
@@ -208,33 +274,89 @@ def capped(rows: list[dict], max_rows: int | None, seed: int) -> list[dict]:
     return [rows[i] for i in keep]
 
 
+def _rows_digest(rows: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(to_jsonable(rows), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _main_process() -> bool:
+    """Rank 0 (or no launcher): under ``accelerate launch`` / ``torchrun`` only it locks and writes."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def train(recipe_path: Path | str, data_dir: Path | str, out_dir: Path | str, model: str | None = None,
-          max_rows: int | None = None, **overrides: Any) -> TrainResult:
+          max_rows: int | None = None, on_change: str = "refuse", **overrides: Any) -> TrainResult:
     """Train a recipe on a generation run's files; save adapters, the merged model and a manifest.
 
     ``model`` replaces the recipe's ``model_name_or_path`` (an embedded name, hub id or folder);
     ``max_rows`` caps the rows of each stage (a seeded sample); ``overrides`` replace any other
-    recipe key (``max_steps=10``, ``learning_rate=1e-4``, ``data="d_pref"``, ...).
+    recipe key (``max_steps=10``, ``learning_rate=1e-4``, ``data="d_pref"``, ...). The training
+    rows are read and checked before any model loads; a folder trained with other settings is
+    refused or started over, as ``on_change`` says (see the module docstring).
     """
+    if on_change not in ("refuse", "restart"):
+        raise ValueError(f"on_change must be 'refuse' or 'restart', not {on_change!r}.")
     out_dir = Path(out_dir)
     recipe = load_recipe(recipe_path, out_dir, model_name_or_path=model, **overrides)
-    start = time.perf_counter()
-    current = recipe.model_args.model_name_or_path
-    adapters, history, sizes = [], [], {}
-    for stage, rows in training_sets(recipe, data_dir):
-        rows = capped(rows, max_rows, recipe.training_args.seed)
-        sizes[stage] = len(rows)
-        trainer = _train_stage(recipe, current, rows, out_dir / f"checkpoints-{stage}")
-        adapter_dir, merged_dir = _save_stage(trainer, out_dir, stage)
-        adapters += [adapter_dir] if adapter_dir else []
-        history += [{**entry, "stage": stage} for entry in trainer.state.log_history]
-        current = str(merged_dir)
-    final = out_dir / "merged"
-    if final.exists():
-        shutil.rmtree(final)
-    Path(current).rename(final)
-    seconds = time.perf_counter() - start
-    atomic_write_json(out_dir / "log_history.json", history)
-    write_manifest(out_dir, recipe.source, base_model=model_fingerprint(recipe.model_args.model_name_or_path),
-                   data_dir=str(data_dir), train_rows=sizes, max_rows=max_rows, seconds=round(seconds, 1))
-    return TrainResult(final, adapters, history, seconds, sizes)
+    sets = [(stage, capped(rows, max_rows, recipe.training_args.seed)) for stage, rows in training_sets(recipe, data_dir)]
+    settings = {"recipe": recipe.source, "max_rows": max_rows,
+                "rows": {stage: {"n": len(rows), "sha256": _rows_digest(rows)} for stage, rows in sets}}
+    lock = run_lock(out_dir) if _main_process() else contextlib.nullcontext()
+    with lock:
+        _reuse_or_restart(out_dir, to_jsonable(settings), on_change)
+        final = out_dir / "merged"
+        if (final / "config.json").is_file() and (out_dir / "manifest.json").is_file():
+            return _finished_result(out_dir, sets)
+        start = time.perf_counter()
+        current = recipe.model_args.model_name_or_path
+        adapters, history = [], []
+        for stage, rows in sets:
+            merged_dir = out_dir / f"merged-{stage}"
+            if (merged_dir / "stage.json").is_file():  # finished by an earlier, interrupted run
+                log = json.loads((merged_dir / "stage.json").read_text())["log_history"]
+                adapter_dir = out_dir / f"adapter-{stage}"
+                adapters += [adapter_dir] if adapter_dir.is_dir() else []
+            else:
+                trainer = _train_stage(recipe, current, rows, out_dir / f"checkpoints-{stage}")
+                adapter_dir, merged_dir = _save_stage(trainer, out_dir, stage)
+                adapters += [adapter_dir] if adapter_dir else []
+                log = trainer.state.log_history
+            history += [{**entry, "stage": stage} for entry in log]
+            current = str(merged_dir)
+        seconds = time.perf_counter() - start
+        if _main_process():
+            atomic_write_json(out_dir / "log_history.json", history)
+            write_manifest(out_dir, recipe.source, base_model=model_fingerprint(recipe.model_args.model_name_or_path),
+                           data_dir=str(data_dir), train_rows={s: len(r) for s, r in sets}, max_rows=max_rows,
+                           seconds=round(seconds, 1))
+            _replace_dir(Path(current), final)
+    return TrainResult(final, adapters, history, seconds, {s: len(r) for s, r in sets})
+
+
+SETTINGS_FILE = "training_settings.json"
+
+
+def _reuse_or_restart(out_dir: Path, settings: dict, on_change: str) -> None:
+    """Record ``settings`` in a new folder; in a folder trained with other settings, refuse or
+    clear it (``on_change``)."""
+    path = out_dir / SETTINGS_FILE
+    if path.is_file() or (out_dir / "manifest.json").is_file():  # a folder of an older version has no settings file
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+        if previous == settings:
+            return
+        if on_change == "refuse":
+            changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
+            raise UserError(f"{out_dir} holds a model trained with other settings ({', '.join(changed)} differ): use "
+                            "another --out folder, or delete this one to train again.")
+        for child in out_dir.iterdir():
+            if child.name != ".lock":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    atomic_write_json(path, settings)
+
+
+def _finished_result(out_dir: Path, sets: list[tuple[str, list[dict]]]) -> TrainResult:
+    """The result of a run that finished earlier with the same settings (nothing is retrained)."""
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    adapters = [out_dir / f"adapter-{stage}" for stage, _ in sets if (out_dir / f"adapter-{stage}").is_dir()]
+    history = json.loads((out_dir / "log_history.json").read_text())
+    return TrainResult(out_dir / "merged", adapters, history, manifest.get("seconds", 0.0),
+                       {stage: len(rows) for stage, rows in sets})

@@ -85,12 +85,13 @@ def variant_dir(name: str, profile: str) -> Path:
 
 
 def train_variant(name: str, profile: str, plan: TrainingPlan | None = None, **overrides) -> TrainResult:
-    """Train variant ``name`` on notebook 01's run of ``profile`` into ``variant_dir(name, profile)``;
-    ``overrides`` replace recipe keys (``learning_rate=1e-4``, ...)."""
+    """Train variant ``name`` on notebook 01's run of ``profile`` into ``variant_dir(name, profile)``
+    (reused when it was trained on the same rows with the same settings, retrained when they
+    changed); ``overrides`` replace recipe keys (``learning_rate=1e-4``, ...)."""
     plan = plan or preset(TRAINING_PRESETS, profile)
     spec = TRAINED_VARIANTS[name]
     return train(configs_dir() / spec.recipe, reflection_run(profile), variant_dir(name, profile),
-                 model=preset(REFLECTION_PRESETS, profile).model, max_rows=plan.max_rows,
+                 model=preset(REFLECTION_PRESETS, profile).model, max_rows=plan.max_rows, on_change="restart",
                  **{**plan.recipe_overrides(), **spec.overrides, **overrides})
 
 
