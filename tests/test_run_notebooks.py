@@ -114,6 +114,15 @@ def test_changing_a_notebook_reruns_it_and_the_ones_after(suite, tmp_path):
     assert _ran(suite) == ["01_first", "02_second"], "a later notebook reads the earlier one's outputs"
 
 
+def test_an_earlier_notebook_run_alone_makes_the_later_ones_run_again(suite, tmp_path):
+    out = tmp_path / "executed"
+    run(None, "smoke", out, folder=suite)
+    run(["01"], "smoke", out, force=True, folder=suite)
+    _ran(suite)
+    run(None, "smoke", out, folder=suite)
+    assert _ran(suite) == ["02_second"], "02 read outputs that 01 has since rewritten"
+
+
 def test_fingerprints_follow_profile_package_and_earlier_notebooks(suite, monkeypatch):
     notebooks = sorted(suite.glob("*.ipynb"))
     smoke = notebook_fingerprints(notebooks, "smoke")

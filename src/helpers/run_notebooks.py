@@ -15,8 +15,9 @@ is written atomically, so an interrupt loses only the notebook in flight. A late
 notebook whose fingerprint is unchanged and whose files are still there. The fingerprint covers
 the notebook file, the profile, every file of the ``helpers`` package, the environment variables
 in ``FINGERPRINT_ENV`` and the fingerprint of the notebook before it in the folder (a notebook
-reads earlier notebooks' run folders). Once one notebook runs, every later selected one runs too,
-since its inputs may have changed. The thread count is left out: it changes speed, not results
+reads earlier notebooks' run folders). A notebook also runs again when an earlier one has run
+since it did (its inputs may have changed), and once one notebook runs, every later selected
+one runs too, for the same reason. The thread count is left out: it changes speed, not results
 beyond float rounding, and it follows the machine's load (``helpers.threads``).
 
 Progress: before each notebook the runner prints its position and the time left, estimated from
@@ -221,10 +222,14 @@ def run(names: list[str] | None, profile: str, output_dir: Path | None = None, f
                         if t.get("ok")}
     previous_seconds.update({stem: entry["seconds"] for stem, entry in state.items()})
 
+    def earlier_runs(path: Path) -> dict[str, str | None]:  # when each earlier notebook last finished
+        return {p.stem: state.get(p.stem, {}).get("finished") for p in every[:every.index(path)]}
+
     to_run, rerun_rest = [], force
     for path in selected:  # once one notebook runs, the ones after it read its new outputs
         entry = state.get(path.stem, {})
-        if rerun_rest or entry.get("fingerprint") != fingerprints[path.stem] or not _outputs_present(entry):
+        if (rerun_rest or entry.get("fingerprint") != fingerprints[path.stem] or not _outputs_present(entry)
+                or entry.get("after") != earlier_runs(path)):
             to_run.append(path)
             rerun_rest = True
 
@@ -239,7 +244,7 @@ def run(names: list[str] | None, profile: str, output_dir: Path | None = None, f
         for index, path in enumerate(selected, 1):
             position = f"[{profile}] {path.stem} ({index}/{len(selected)})"
             if path not in to_run:
-                print(f"{position} done on {state[path.stem]['finished']}, skipped", flush=True)
+                print(f"{position} done on {state[path.stem]['finished'][:19]}, skipped", flush=True)
                 continue
             remaining = [p.stem for p in to_run[to_run.index(path):]]
             print(f"{position} ... {_time_left(remaining, previous_seconds)}", flush=True)
@@ -256,7 +261,8 @@ def run(names: list[str] | None, profile: str, output_dir: Path | None = None, f
             outputs = {kind: _written(before[kind], _snapshot(root, output_dir))
                        for kind, root in (("data", data_dir()), ("figures", figures_dir()))}
             state[path.stem] = {"fingerprint": fingerprints[path.stem], "seconds": round(timing.seconds, 1),
-                                "finished": _dt.datetime.now().isoformat(timespec="seconds"), "outputs": outputs}
+                                "finished": _dt.datetime.now().isoformat(timespec="microseconds"),
+                                "after": earlier_runs(path), "outputs": outputs}
             save_state()
             print(f"{position} done in {_minutes(timing.seconds)}", flush=True)
     finally:
