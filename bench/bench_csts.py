@@ -9,7 +9,7 @@ the first ``--train-rows`` rows of the 80 % part (all by default) with the embed
 the 20 % part, and writes ``bench/results/csts_real[_TAG].json``: per method Spearman and Pearson
 x100, parameters added, training seconds per epoch, conditioned embeddings per second, cacheability,
 plus the run's settings and machine. Only numbers are written: C-STS text never leaves the data file.
-Run it with OMP_NUM_THREADS set to the cores it may use.
+Threads as everywhere in the suite (``helpers.threads``); set SLM_NOTEBOOKS_THREADS to choose.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import platform
 import time
 from pathlib import Path
 
+import helpers  # noqa: F401  first: puts the OpenMP settings in the environment before torch loads
 import torch
 
 from helpers.artifacts import atomic_write_json, package_versions
 from helpers.config import preset, project_root
 from helpers.csts.data import read_csts_csv, split_rows
 from helpers.csts.training import CSTS_PRESETS, run_methods
+from helpers.threads import apply_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_DATA = project_root().parent / "shared" / "data" / "csts_reannotated" / "csts_train_reannotated.csv"
@@ -43,7 +45,7 @@ def main() -> None:
     parser.add_argument("--methods", help="comma-separated subset of the methods")
     parser.add_argument("--tag", default="", help="suffix of the results file")
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    apply_threads()
 
     cfg = dataclasses.replace(  # the row counts are set here, None meaning all rows
         preset(CSTS_PRESETS, "default", epochs=args.epochs, lr=args.lr,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import helpers  # noqa: F401  first: puts the OpenMP settings in the environment before torch loads
 import numpy as np
 import pytest
 import torch

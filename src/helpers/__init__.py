@@ -9,7 +9,12 @@ resumable JSONL), ``models`` (embedded and Hugging Face LMs and encoders), ``gen
 self-evolution), ``values`` (inventories, roles, scoring), ``causal`` (discovery, comparison with
 reference graphs, the paper's graphs), ``csts`` (conditioned encoders for C-STS), ``kgc``
 (text-based link prediction), ``steering`` (activation hooks), ``run_notebooks`` (headless
-execution) and ``cli`` (``python -m helpers``).
+execution) and ``cli`` (``python -m helpers``). ``threads`` chooses PyTorch's thread count and
+OpenMP wait policy at import, before torch loads.
 """
+
+from .threads import configure_threads
+
+configure_threads()
 
 __version__ = "0.1.0"

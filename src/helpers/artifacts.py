@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator
 
 from .config import data_dir
 from .errors import UserError, describe_decode_error
+from .threads import current_plan
 
 # Packages whose versions go into every manifest (absent ones are recorded as None).
 TRACKED_PACKAGES = (
@@ -267,13 +268,14 @@ def check_output_path(path: Path | str, folder: bool = False) -> Path:
 
 def write_manifest(folder: Path | str, config: Any, filename: str = "manifest.json", **fields: Any) -> Path:
     """Write ``folder/manifest.json`` (or ``filename``) with the config, the given fields (models,
-    seed, ...), the package versions, the Python and platform, and the time."""
+    seed, ...), the package versions, the Python and platform, the CPU threads and OpenMP wait policy, and the time."""
     manifest = {
         "config": to_jsonable(config),
         **{key: to_jsonable(value) for key, value in fields.items()},
         "packages": package_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "threads": current_plan().manifest(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return atomic_write_json(Path(folder) / filename, manifest)

@@ -29,6 +29,7 @@ from . import models
 from .artifacts import check_output_path
 from .errors import UserError
 from .reflection.pipeline import ReflectionConfig
+from .threads import apply_threads
 
 
 def _models_list(args) -> int:
@@ -244,6 +245,7 @@ USER_ERRORS = (UserError, ValueError, FileNotFoundError, IsADirectoryError, NotA
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_threads()
     try:
         if getattr(args, "out", None) is not None:
             check_output_path(args.out, folder=getattr(args, "out_is_folder", False))
