@@ -10,7 +10,7 @@ mount namespaces with every capability dropped: the whole file system is read-on
 private work folder (a fresh host temporary folder, mounted as ``/tmp``, also the working
 directory, HOME and TMPDIR); the caller's ``/tmp``, ``/var/tmp``, ``/run``, ``/home`` and
 ``/root`` are hidden (the Python installation is mounted back when it lives there); ``/proc`` is an
-empty folder; the network namespace has no interface but a down loopback. Resource limits apply as
+empty folder; the network namespace has only its own, empty loopback. Resource limits apply as
 before: address space (``memory_mb``), CPU time, file size (10 MB), no core dumps, processes. After
 the run, finished or not, the bwrap process is killed, and with it (``--die-with-parent``) the
 namespace's init, which makes the kernel kill every process left in the namespace: processes that
