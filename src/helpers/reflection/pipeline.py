@@ -27,6 +27,7 @@ from ..models import model_fingerprint
 from ..tasks import TaskItem, check
 from ..tasks.loaders import read_data_source_jsonl
 from ..tasks.registry import build_items, parse_task_names
+from ..tasks.sandbox import sandbox_description
 from .prompts import (INSTRUCTION_POOL_VERSION, REFLECTION_STOP, TRIAL_STOP, Instruction, instruction_pool,
                       reason_prompt, reflect_prompt, retry_prompt, trial_text)
 
@@ -218,7 +219,7 @@ def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] 
     write_manifest(out_dir, cfg, generator=model_fingerprint(cfg.model),
                    reflector=model_fingerprint(cfg.reflector or cfg.model),
                    instruction_pool=INSTRUCTION_POOL_VERSION, seed=cfg.seed, task_mix=list(cfg.tasks),
-                   n_items=len(items), shard=shard)
+                   n_items=len(items), shard=shard, sandbox=sandbox_description())
     sources = (cfg.model, cfg.reflector or cfg.model)
     start = time.perf_counter()
     for chunk in _chunks(todo, cfg.chunk_size):
