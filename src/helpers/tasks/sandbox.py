@@ -5,8 +5,8 @@
     result.passed, result.reason        # True, "ok" / False, "AssertionError: ..."
     sandbox_description()               # {"kind": "bubblewrap", ...}: recorded in run manifests
 
-**The wall: bubblewrap.** The code runs under ``bwrap`` in new user, pid, network, ipc, uts and
-mount namespaces with every capability dropped: the whole file system is read-only, except a
+**The wall: bubblewrap.** The code runs under ``bwrap`` in new pid, network, ipc, uts, mount (and,
+where allowed, user) namespaces with every capability dropped: the file system is read-only, except a
 private work folder (a fresh host temporary folder, mounted as ``/tmp``, also the working
 directory, HOME and TMPDIR); the caller's ``/tmp``, ``/var/tmp``, ``/run``, ``/home`` and
 ``/root`` are hidden (the Python installation is mounted back when it lives there); ``/proc`` is an
