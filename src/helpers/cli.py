@@ -71,12 +71,26 @@ def _add_task_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", help="comma-separated task names (see `tasks list`)")
     parser.add_argument("--tasks-file", help="JSONL in ReflectEvo's data_source format (question, answer[, test_list])")
     parser.add_argument("--tasks-file-format", default="choice", choices=["choice", "text", "math", "code"])
+    parser.add_argument("--allow-weak-sandbox", action="store_true",
+                        help="without bubblewrap, run generated code under Python-level guards only "
+                             "(recorded as a warning in the run's manifest)")
+
+
+def _apply_sandbox_setting(args) -> None:
+    """--allow-weak-sandbox sets the process-wide setting (the environment, so workers inherit it)."""
+    import os
+
+    from .tasks.sandbox import ENV_WEAK_SANDBOX
+
+    if args.allow_weak_sandbox:
+        os.environ[ENV_WEAK_SANDBOX] = "1"
 
 
 def _reflect_generate(args) -> int:
     from .config import preset
     from .reflection.pipeline import REFLECTION_PRESETS, generate, parse_shard
 
+    _apply_sandbox_setting(args)
     tasks = _task_names(args.tasks) if args.tasks is not None else None
     if args.tasks_file and args.tasks is None:
         tasks = ()
@@ -121,7 +135,9 @@ def _reflect_evaluate(args) -> int:
     from .artifacts import atomic_write_json
     from .config import preset
     from .evaluation.protocol import EVAL_PRESETS, Variant, evaluate_variant, heldout_items, result_json
+    from .tasks.sandbox import sandbox_description
 
+    _apply_sandbox_setting(args)
     tasks = _task_names(args.tasks) if args.tasks else ()
     if not tasks and not args.tasks_file:
         raise UserError("Name the tasks to evaluate on (--tasks T1,T2,...) and/or a --tasks-file.")
@@ -138,6 +154,7 @@ def _reflect_evaluate(args) -> int:
     variant = Variant(args.name or Path(args.model).name, args.model, args.mode)
     start = time.perf_counter()
     result = result_json(variant, cfg, evaluate_variant(variant, items, cfg, progress=True))
+    result["sandbox"] = sandbox_description()
     atomic_write_json(args.out, result)
     total = result["total"]
     print(f"{variant.name}: n={total['n']} acc_t1={total['acc_t1']:.3f} acc_t2={total['acc_t2']:.3f} "

@@ -36,6 +36,7 @@ from ..models import model_fingerprint
 from ..tasks import TaskItem, check
 from ..tasks.loaders import read_data_source_jsonl
 from ..tasks.registry import build_items, parse_task_names
+from ..tasks.sandbox import require_sandbox, sandbox_description
 from .prompts import (INSTRUCTION_POOL_VERSION, REFLECTION_STOP, TRIAL_STOP, Instruction, instruction_pool,
                       reason_prompt, reflect_prompt, retry_prompt, trial_text)
 
@@ -248,12 +249,14 @@ def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] 
     path = raw_file(out_dir, shard)
     with run_lock(path):
         items = select_items(cfg, shard)
+        if any(item.answer_format == "code" for item in items):
+            require_sandbox()  # code answers run in the sandbox: refuse now, not at the first answer
         with run_lock(out_dir):  # briefly: shards of one run check and write their manifests in turn
             _check_manifests(out_dir, cfg)
             write_manifest(out_dir, cfg, filename=manifest_file(shard), generator=model_fingerprint(cfg.model),
                            reflector=model_fingerprint(cfg.reflector or cfg.model),
                            instruction_pool=INSTRUCTION_POOL_VERSION, seed=cfg.seed, task_mix=list(cfg.tasks),
-                           n_items=len(items), shard=shard)
+                           n_items=len(items), shard=shard, sandbox=sandbox_description())
         repair_jsonl(path)
         finished = done_ids(path)
         chunks = [chunk for chunk in _chunks(items, cfg.chunk_size) if any(i.id not in finished for i in chunk)]
