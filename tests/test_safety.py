@@ -252,3 +252,29 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_safetensors_results_follow_the_umask_too(tmp_path):
+    old = os.umask(0o022)
+    try:
+        _check_safetensors_and_folders(tmp_path)
+    finally:
+        os.umask(old)
+
+
+def _check_safetensors_and_folders(tmp_path):
+    import torch
+
+    from helpers.artifacts import follow_umask
+    from helpers.steering.activations import ActivationSet
+
+    acts = ActivationSet(torch.zeros(4, 3), torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 0, 1, 1]),
+                         torch.tensor([1, 2, 1, 2]), layer=2, sink_positions=0)
+    acts.save(tmp_path / "acts.safetensors")  # safetensors alone would write 0600
+    assert stat.S_IMODE((tmp_path / "acts.safetensors").stat().st_mode) == 0o644
+    folder = tmp_path / "model"
+    folder.mkdir(mode=0o700)
+    (folder / "w.bin").write_bytes(b"x")
+    os.chmod(folder / "w.bin", 0o600)
+    follow_umask(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755 and stat.S_IMODE((folder / "w.bin").stat().st_mode) == 0o644

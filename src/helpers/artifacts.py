@@ -81,6 +81,17 @@ def _umask() -> int:
     return mask
 
 
+def follow_umask(path: Path | str) -> Path:
+    """Give ``path`` (a file, or a folder and everything in it) the permissions the umask asks
+    for. safetensors writes its files 0600 and ``mkdtemp`` makes 0700 folders whatever the umask;
+    results are meant to be shared like any other file."""
+    path = Path(path)
+    mask = _umask()
+    for item in ([path, *path.rglob("*")] if path.is_dir() else [path]):
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
+    return path
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename: all or nothing. The file
     gets the permissions a plain ``open(path, "w")`` would give (mkstemp's 0600 is only for the

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from .artifacts import follow_umask
 from .config import cache_dir
 from .errors import UserError
 
@@ -154,6 +155,7 @@ def _cached_embedded_lm(entry: EmbeddedModel) -> Path:
         source = {"wheel": entry.package, "gguf_file": gguf.name, "gguf_size": gguf.stat().st_size,
                   "gguf_sha256": file_sha256(gguf), "hub_id": entry.hub_id}
         (tmp / "source.json").write_text(json.dumps(source, indent=2))
+        follow_umask(tmp)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)

@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from .artifacts import atomic_write_json, run_lock, to_jsonable, write_manifest
+from .artifacts import atomic_write_json, follow_umask, run_lock, to_jsonable, write_manifest
 from .errors import UserError
 from .models import load_lm, model_fingerprint
 from .reflection.formats import read_records
@@ -235,6 +235,7 @@ def _train_stage(recipe: Recipe, model_name: str, rows: list[dict], stage_dir: P
 
 def _replace_dir(staging: Path, target: Path) -> None:
     """Move a finished folder into place (a previous one at ``target`` goes first)."""
+    follow_umask(staging)
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)

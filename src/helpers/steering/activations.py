@@ -26,9 +26,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
+from ..artifacts import atomic_write_bytes
 from ..values.inventory import embedded_inventory
 from ..values.roles import NO_SETTING, cross, generate_roles
 from ..values.scoring import build_prompt
@@ -144,13 +145,11 @@ class ActivationSet:
         return parts[0], parts[1]
 
     def save(self, path: Path | str) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(path.suffix + ".partial")
-        save_file({"activations": self.activations.contiguous(), "chunks": self.chunks.contiguous(),
-                   "chunk": self.chunk, "position": self.position}, str(partial),
-                  metadata={"layer": str(self.layer), "sink_positions": str(self.sink_positions)})
-        partial.replace(path)
+        """Write the set as safetensors, atomically (``artifacts.atomic_write_bytes``)."""
+        data = save({"activations": self.activations.contiguous(), "chunks": self.chunks.contiguous(),
+                     "chunk": self.chunk, "position": self.position},
+                    metadata={"layer": str(self.layer), "sink_positions": str(self.sink_positions)})
+        atomic_write_bytes(path, data)
 
     @classmethod
     def load(cls, path: Path | str) -> "ActivationSet":

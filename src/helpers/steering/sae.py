@@ -34,7 +34,7 @@ from sae_lens.config import SAETrainerConfig
 from sae_lens.saes.sae import SAEMetadata
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
-from ..artifacts import atomic_write_json
+from ..artifacts import atomic_write_json, follow_umask
 from ..errors import UserError
 from .activations import ActivationSet, sink_mask
 from .hooks import hooked, layer_hidden, layer_module, replace_hidden
