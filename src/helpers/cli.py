@@ -165,7 +165,7 @@ def _reflect_evaluate(args) -> int:
 def _notebooks(args) -> int:
     from .run_notebooks import main as run_main
 
-    return run_main([*args.names, "--profile", args.profile])
+    return run_main([*args.names, "--profile", args.profile, *(["--force"] if args.force else [])])
 
 
 _REFLECTION_DEFAULTS = ReflectionConfig()
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks = commands.add_parser("notebooks", help="execute notebooks headless (helpers.run_notebooks)")
     notebooks.add_argument("names", nargs="*")
     notebooks.add_argument("--profile", default="default")
+    notebooks.add_argument("--force", action="store_true", help="rerun notebooks already done with this code")
     notebooks.set_defaults(func=_notebooks)
     return parser
 
