@@ -172,7 +172,7 @@ _REFLECTION_DEFAULTS = ReflectionConfig()
 
 # Modules that add their own sub-commands: each defines `add_commands(commands)` taking the
 # argparse sub-parsers object, and imports its heavy dependencies only inside the handlers.
-DOMAIN_CLIS: tuple[str, ...] = ("helpers.csts.cli", "helpers.values.cli", "helpers.steering.cli")
+DOMAIN_CLIS: tuple[str, ...] = ("helpers.csts.cli", "helpers.kgc.cli", "helpers.values.cli", "helpers.steering.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Conditioned sentence encoders behind one interface, on any BERT-like or RoBERTa-like encoder.
+"""Conditioned sentence encoders behind one interface, on Hugging Face encoders (the router: the
+families of ``helpers.csts.router.FAMILIES``: BERT, RoBERTa, DistilBERT, MPNet, DeBERTa-v2 and kin).
 
     model = build_method("router", encoder="all-minilm-l6-v2")
     similarity = model(sentences1, sentences2, conditions)      # (batch,) tensor
@@ -203,7 +204,7 @@ class RouterEncoder(ConditionedScorer):
         condition_pass = self.backbone(**condition_batch, output_hidden_states=True)
         states = tuple(h[index] for h in condition_pass.hidden_states[:-1])  # the input of each layer
         batch = self.tokenize(sentences)
-        state = RoutingState(batch["attention_mask"], states, condition_batch["attention_mask"][index])
+        state = RoutingState(states, condition_batch["attention_mask"][index])
         with routing(self.wrappers, state):
             hidden = self.backbone(**batch).last_hidden_state
         return mean_pool(hidden, batch["attention_mask"]), state
