@@ -171,7 +171,7 @@ def test_router_adds_only_its_projection_and_reduces_to_the_plain_encoder():
         off = router.pool(sentences)  # routing off: the wrappers call the original attention
         assert torch.equal(off, reference)
         assert torch.equal(router.projection(off), off), "the projection starts at the identity"
-        nothing_added = RoutingState(batch["attention_mask"], condition_states=None, reweight=False)
+        nothing_added = RoutingState(condition_states=None, reweight=False)
         with routing(router.wrappers, nothing_added):
             own = mean_pool(router.backbone(**batch).last_hidden_state, batch["attention_mask"])
         torch.testing.assert_close(own, reference, atol=1e-5, rtol=1e-5)
@@ -183,11 +183,68 @@ def test_router_adds_only_its_projection_and_reduces_to_the_plain_encoder():
     assert all(w.state is None for w in router.wrappers), "routing must switch off after the pass"
 
 
-def test_router_refuses_an_encoder_without_query_key_value():
-    from helpers.csts.router import RoutedSelfAttention
+def test_router_refuses_an_encoder_it_does_not_know():
+    from helpers.csts.router import install_router
 
-    with pytest.raises(TypeError, match="query"):
-        RoutedSelfAttention(torch.nn.Linear(2, 2), 0, False)
+    with pytest.raises(TypeError, match="does not know the attention of Linear"):
+        install_router(torch.nn.Linear(2, 2))
+
+
+_TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100)
+TINY_FAMILIES = {  # tiny randomly initialised encoders of each family the router supports
+    "bert": lambda t: t.BertConfig(**_TINY),
+    "roberta": lambda t: t.RobertaConfig(**_TINY, pad_token_id=1, max_position_embeddings=40),
+    "distilbert": lambda t: t.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=100),
+    "mpnet": lambda t: t.MPNetConfig(**_TINY),
+    "deberta-v2": lambda t: t.DebertaV2Config(**_TINY, relative_attention=True, pos_att_type=["p2c", "c2p"],
+                                              position_buckets=8, max_relative_positions=16,
+                                              position_biased_input=False, share_att_key=True,
+                                              norm_rel_ebd="layer_norm"),
+}
+
+
+@pytest.mark.parametrize("attention", [None, "eager"])  # None: the family's default (sdpa where it has one)
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_router_on_each_encoder_family_reduces_to_the_plain_encoder(family, attention):
+    import copy
+
+    import transformers
+
+    from helpers.csts.router import install_router
+
+    plain = transformers.AutoModel.from_config(TINY_FAMILIES[family](transformers), attn_implementation=attention)
+    plain.eval()
+    routed = copy.deepcopy(plain)
+    wrappers = install_router(routed, reweight_layers=1)
+    assert sum(p.numel() for p in routed.parameters()) == sum(p.numel() for p in plain.parameters())
+    ids = torch.randint(5, 100, (3, 7))
+    mask = torch.ones_like(ids)
+    mask[1, 5:], mask[2, 3:] = 0, 0  # padded rows: the layer's own mask must be honoured
+    run = lambda model, i=ids: model(input_ids=i, attention_mask=mask).last_hidden_state  # noqa: E731
+    with torch.no_grad():
+        reference = run(plain)
+        assert torch.equal(run(routed), reference), "routing off must call the original attention unchanged"
+        with routing(wrappers, RoutingState(condition_states=None, reweight=False)):
+            own = run(routed)
+            other_padding = ids.clone()
+            other_padding[mask == 0] = 7
+            padded_changed = run(routed, other_padding)
+        torch.testing.assert_close(own, reference, atol=1e-5, rtol=1e-5,
+                                   msg=f"{family}: the wrapper's own attention differs from the family's")
+        torch.testing.assert_close(padded_changed[mask.bool()], own[mask.bool()], atol=1e-5, rtol=1e-5,
+                                   msg="padding tokens leaked into real tokens: the attention mask was ignored")
+        condition = tuple(torch.randn(3, 4, 32) for _ in wrappers)
+        condition_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+        state = RoutingState(condition, condition_mask)
+        with routing(wrappers, state):
+            routed_out = run(routed)
+        assert not torch.allclose(routed_out, reference, atol=1e-3), "routing on must change the states"
+        assert set(state.weights) == {len(wrappers) - 1}, "only the last layer re-weights"
+        moved = tuple(c.clone() for c in condition)
+        for c in moved:
+            c[condition_mask == 0] = 99.0  # padded condition positions must not matter
+        with routing(wrappers, RoutingState(moved, condition_mask)):
+            torch.testing.assert_close(run(routed), routed_out, atol=1e-5, rtol=1e-5)
 
 
 # --- training pieces and metrics -----------------------------------------------------------------
