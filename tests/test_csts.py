@@ -247,6 +247,77 @@ def test_router_on_each_encoder_family_reduces_to_the_plain_encoder(family, atte
             torch.testing.assert_close(run(routed), routed_out, atol=1e-5, rtol=1e-5)
 
 
+def test_hyper_cl_starts_as_the_hadamard_tri_encoder():
+    rows = synthetic_csts(3, seed=4)
+    args = (rows.sentence1.tolist(), rows.sentence2.tolist(), rows.condition.tolist())
+    with torch.no_grad():
+        hyper = build_method("hyper-cl", max_length=24).eval()
+        tri = build_method("tri-encoder-hadamard", max_length=24).eval()
+        assert torch.equal(hyper.embed(args[0], args[2]), tri.embed(args[0], args[2])), \
+            "an untrained Hyper-CL must equal the plain tri-encoder (U's generator starts at zero)"
+        assert torch.equal(hyper(*args), tri(*args))
+    hyper(*args).sum().backward()
+    assert hyper.make_u.weight.grad.abs().sum() > 0, "the zero-initialised generator must still get a gradient"
+
+
+@pytest.mark.parametrize("name", ["bi-encoder", "tri-encoder-concat"])
+def test_embedding_methods_round_trip_through_sentence_transformers(name, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from helpers.csts.training import save_model
+
+    rows = synthetic_csts(4, seed=6)
+    model = build_method(name, max_length=24)
+    train_method(model, rows, preset(CSTS_PRESETS, "smoke", batch_size=len(rows)))  # weights differ from the encoder's
+    folder = save_model(model, tmp_path / name)
+    opened = SentenceTransformer(str(folder), device="cpu")
+    sentences, conditions = rows.sentence1.tolist()[:3], rows.condition.tolist()[:3]
+    with torch.no_grad():
+        torch.testing.assert_close(opened.encode(sentences, convert_to_tensor=True), model.pool(sentences),
+                                   atol=1e-5, rtol=1e-4, msg="the folder must hold the trained encoder and its pooling")
+        if name == "bi-encoder":
+            pairs = opened.encode(list(zip(sentences, conditions)), convert_to_tensor=True)
+            torch.testing.assert_close(pairs, model.embed(sentences, conditions), atol=1e-5, rtol=1e-4)
+        loaded = load_model(folder)
+        torch.testing.assert_close(score_rows(loaded, rows), score_rows(model, rows), atol=1e-5, rtol=1e-4)
+    assert loaded.build_options["encoder"] == "all-minilm-l6-v2"
+    with pytest.raises(TypeError, match="only bi-encoder"):
+        build_method("router", max_length=24).to_sentence_transformer()
+
+
+def test_speed_counts_every_sentence_and_condition_without_deduplication():
+    from helpers.csts.training import evaluate
+
+    rows = synthetic_csts(3, seed=8)  # each sentence pair twice, conditions repeat
+    model = build_method("tri-encoder-hadamard", max_length=24)
+    encoded = []
+    handle = model.backbone.register_forward_pre_hook(lambda module, args, kwargs: encoded.append(
+        kwargs["input_ids"].shape[0]), with_kwargs=True)
+    report = evaluate(model, rows, batch_size=64)
+    handle.remove()
+    distinct = len(set(rows.sentence1) | set(rows.sentence2)) + len(set(rows.condition))
+    assert encoded[:2] == [2 * len(rows), 2 * len(rows)], "timed pass: every sentence and every condition encoded"
+    assert sum(encoded[2:]) < 4 * len(rows) and sum(encoded[2:]) >= distinct, "cached pass: distinct texts once"
+    assert report["embeddings_per_s"] > 0 and report["cached_embeddings_per_s"] > 0
+    assert model.deduplicate is True, "evaluate must restore de-duplication"
+
+
+def test_seed_summary_mean_and_t_interval():
+    from helpers.csts.training import mean_interval, summarize_seeds
+
+    mean, low, high = mean_interval([40.0, 42.0, 44.0])
+    assert mean == pytest.approx(42.0)
+    assert high - mean == pytest.approx(4.302653 * 2.0 / 3 ** 0.5, rel=1e-5), "t(0.975, 2 df) * s / sqrt(n)"
+    assert mean - low == pytest.approx(high - mean)
+    table = pd.DataFrame({"method": ["a"] * 3 + ["b"], "seed": [0, 1, 2, 0], "spearman": [40.0, 42.0, 44.0, 10.0],
+                          "pearson": [1.0, 1.0, 1.0, 2.0], "params_added": 0, "train_s_per_epoch": 1.0,
+                          "embeddings_per_s": 2.0, "cached_embeddings_per_s": np.nan, "pairs_per_s": 1.0,
+                          "cacheable": False})
+    summary = summarize_seeds(table).set_index("method")
+    assert summary.loc["a", "seeds"] == 3 and summary.loc["a", "spearman_high"] == pytest.approx(high)
+    assert np.isnan(summary.loc["b", "spearman_low"]), "one seed has no interval"
+
+
 # --- training pieces and metrics -----------------------------------------------------------------
 
 def test_correlations_and_pair_margin_loss():

@@ -17,15 +17,25 @@ cross-encoder          none (score = sigmoid(w . pool(s1,s2,c)))   hidden + 1   
 bi-encoder             pool(s [SEP] c)                             0                     no
 tri-encoder-hadamard   pool(s) * pool(c)                           0                     yes
 tri-encoder-concat     W [pool(s); pool(c)] + b                    2 hidden^2 + hidden   yes
-hyper-cl               U(c) V(c)^T pool(s), U, V: hidden x rank    2 hidden^2 rank (+b)  yes
+hyper-cl               pool(s) * pool(c) + U(c) V(c)^T pool(s)     2 hidden^2 rank (+b)  yes
 router                 P pool(routed pass of s given c)            hidden^2 + hidden     no
 =====================  ==========================================  ====================  =========
 
-"Cacheable" means a sentence's embedding can be computed once and reused under any condition.
+"Cacheable" means a sentence's embedding can be computed once and reused under any condition;
+within a batch these methods encode each distinct text once unless ``model.deduplicate`` is False
+(``training.evaluate`` times both ways, so that speeds compare the same work).
 ``hyper-cl`` follows Hyper-CL (Yoo et al., ACL 2024): a hypernetwork maps the condition embedding
-to a low-rank projection matrix. ``router`` follows the condition-specified router (Lin et al.,
-EMNLP 2024); see ``helpers.csts.router`` for which layers route. New linear layers start at the
-identity where they can (concat, router), so training starts from the pre-trained encoder.
+to a low-rank (U, V) projection of the sentence embedding, added here to the Hadamard tri-encoder.
+``router`` follows the condition-specified router (Lin et al., EMNLP 2024); see
+``helpers.csts.router`` for which layers route. Every method with new layers starts exactly at a
+plain baseline, so that a comparison measures the method and not its initialisation: concat and the
+router at the identity (the plain sentence embedding), Hyper-CL at the Hadamard tri-encoder (its U
+generator starts at zero, as LoRA's B does, so the low-rank term is 0 until training moves it).
+
+The embedding methods without a changed backbone (``SENTENCE_TRANSFORMER_METHODS``) also export
+their encoder as a sentence-transformers model (``to_sentence_transformer``):
+``SentenceTransformer(folder).encode(sentences)`` gives ``pool(sentences)``, and for the bi-encoder
+``encode([(sentence, condition)])`` gives the conditioned embedding.
 """
 
 from __future__ import annotations
@@ -59,6 +69,7 @@ class ConditionedScorer(nn.Module):
     name = "base"
     cacheable = False  # sentence embeddings independent of the condition
     embeds = True  # produces conditioned sentence embeddings (all but the cross-encoder)
+    deduplicate = True  # encode each distinct sentence / condition of a batch once
 
     def __init__(self, backbone: nn.Module, tokenizer, max_length: int = 64):
         super().__init__()
@@ -85,7 +96,10 @@ class ConditionedScorer(nn.Module):
         return mean_pool(self.backbone(**batch).last_hidden_state, batch["attention_mask"])
 
     def pool_unique(self, texts: Sequence[str]) -> torch.Tensor:
-        """``pool`` that encodes each distinct text once (conditions repeat within a batch)."""
+        """``pool`` that encodes each distinct text once (conditions repeat within a batch), unless
+        ``deduplicate`` is off."""
+        if not self.deduplicate:
+            return self.pool(texts)
         distinct, index = _unique(texts)
         return self.pool(distinct)[index.to(self.device)]
 
@@ -97,6 +111,19 @@ class ConditionedScorer(nn.Module):
         n = len(sentences1)
         z = self.embed([*sentences1, *sentences2], [*conditions, *conditions])
         return F.cosine_similarity(z[:n], z[n:], dim=-1)
+
+    def to_sentence_transformer(self):
+        """The backbone, tokenizer and mean pooling as a ``SentenceTransformer`` (the same backbone
+        object, so it carries the trained weights); only for ``SENTENCE_TRANSFORMER_METHODS``."""
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import Pooling
+
+        if self.name not in SENTENCE_TRANSFORMER_METHODS:
+            raise TypeError(f"{self.name} changes how the encoder runs; only {', '.join(SENTENCE_TRANSFORMER_METHODS)} "
+                            "export a sentence-transformers model.")
+        transformer = self._sentence_transformer_modules[0]
+        transformer.max_seq_length = self.max_length
+        return SentenceTransformer(modules=[transformer, Pooling(self.hidden_size, "mean")], device=str(self.device))
 
     def added_parameters(self) -> int:
         """Parameters beyond the backbone's."""
@@ -164,7 +191,9 @@ class TriEncoder(ConditionedScorer):
 
 
 class HyperEncoder(TriEncoder):
-    """Hyper-CL: the condition embedding generates a rank-``rank`` projection of the sentence embedding."""
+    """Hyper-CL: the condition embedding generates a rank-``rank`` projection U(c) V(c)^T of the
+    sentence embedding, added to the Hadamard tri-encoder's ``s * c``; U's generator starts at zero,
+    so an untrained Hyper-CL is exactly the Hadamard tri-encoder."""
 
     name = "hyper-cl"
 
@@ -174,11 +203,14 @@ class HyperEncoder(TriEncoder):
         self.rank = rank
         self.make_u = nn.Linear(hidden, hidden * rank)
         self.make_v = nn.Linear(hidden, hidden * rank)
+        with torch.no_grad():  # zero U, random V: the low-rank term is 0 but its gradient is not (LoRA's init)
+            self.make_u.weight.zero_()
+            self.make_u.bias.zero_()
 
     def compose(self, sentence, condition):
         u = self.make_u(condition).view(-1, self.hidden_size, self.rank)
         v = self.make_v(condition).view(-1, self.hidden_size, self.rank)
-        return (u @ (v.transpose(1, 2) @ sentence.unsqueeze(-1))).squeeze(-1)
+        return sentence * condition + (u @ (v.transpose(1, 2) @ sentence.unsqueeze(-1))).squeeze(-1)
 
 
 class RouterEncoder(ConditionedScorer):
@@ -198,7 +230,10 @@ class RouterEncoder(ConditionedScorer):
 
     def routed(self, sentences: Sequence[str], conditions: Sequence[str]) -> tuple[torch.Tensor, RoutingState]:
         """Pooled sentence states of the routed pass (before the projection) and the routing state."""
-        distinct, index = _unique(conditions)
+        if self.deduplicate:  # one condition pass per distinct condition of the batch
+            distinct, index = _unique(conditions)
+        else:
+            distinct, index = list(conditions), torch.arange(len(conditions))
         index = index.to(self.device)
         condition_batch = self.tokenize(distinct)
         condition_pass = self.backbone(**condition_batch, output_hidden_states=True)
@@ -222,6 +257,7 @@ class RouterEncoder(ConditionedScorer):
 
 
 METHOD_NAMES = ("cross-encoder", "bi-encoder", "tri-encoder-hadamard", "tri-encoder-concat", "hyper-cl", "router")
+SENTENCE_TRANSFORMER_METHODS = ("bi-encoder", "tri-encoder-hadamard", "tri-encoder-concat", "hyper-cl")
 
 
 def build_method(name: str, encoder: str = DEFAULT_ENCODER, device: str = "cpu", max_length: int = 64,
@@ -241,6 +277,7 @@ def build_method(name: str, encoder: str = DEFAULT_ENCODER, device: str = "cpu",
         model = HyperEncoder(backbone, tokenizer, max_length, rank=rank)
     else:
         model = RouterEncoder(backbone, tokenizer, max_length, reweight_layers=reweight_layers)
+    model._sentence_transformer_modules = [sentence_model[0]]  # a list: not a second copy in state_dict()
     model.build_options = {"name": name, "encoder": encoder, "max_length": max_length, "rank": rank,
                            "reweight_layers": reweight_layers}
     return model.to(device)

@@ -5,6 +5,13 @@
     result = train_method(model, train_rows, cfg)          # seconds per epoch, losses
     report = evaluate(model, test_rows)                     # Spearman / Pearson x100, throughput
     save_model(model, "out/router"); model = load_model("out/router")
+    table, _ = run_methods(cfg, train_rows, test_rows)      # one row per method and seed (cfg.seeds)
+    summary = summarize_seeds(table)                        # mean and 95 % interval per method
+
+Bi- and tri-encoders (and Hyper-CL) are saved as sentence-transformers folders that
+``SentenceTransformer(folder)`` opens (their new layers, if any, in ``method_layers.safetensors``);
+the cross-encoder and the router, whose backbones run differently, as ``model.safetensors`` of the
+whole module.
 
 Loss: mean squared error between the model's score and the label rescaled to [0, 1]
 ((label - 1) / 4), plus, with ``contrastive_weight > 0``, a margin term between rows of the same
@@ -31,7 +38,7 @@ from scipy import stats
 
 from ..artifacts import atomic_write_json, write_manifest
 from ..models import DEFAULT_ENCODER
-from .methods import METHOD_NAMES, ConditionedScorer, build_method
+from .methods import METHOD_NAMES, SENTENCE_TRANSFORMER_METHODS, ConditionedScorer, build_method
 
 
 @dataclass(frozen=True)
@@ -54,13 +61,14 @@ class CSTSConfig:
     margin: float = 0.1
     hyper_rank: int = 8
     reweight_layers: int = 1
-    seed: int = 0
+    seed: int = 0  # data order of ``train_method``; ``run_methods`` runs every seed of ``seeds``
+    seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
 
 
 CSTS_PRESETS = {
     "smoke": CSTSConfig(synthetic_train_pairs=16, synthetic_test_pairs=8, real_train_rows=32, real_test_rows=32,
-                        batch_size=16, max_length=32),
+                        batch_size=16, max_length=32, seeds=(0,)),
     "default": CSTSConfig(synthetic_train_pairs=400, synthetic_test_pairs=100, real_train_rows=1200,
                           real_test_rows=1000, epochs=1),
     # The papers' setting: RoBERTa-large SimCSE encoder, all rows, several epochs, on a GPU.
@@ -155,52 +163,113 @@ def score_rows(model: ConditionedScorer, rows: pd.DataFrame, batch_size: int = 6
 
 
 def evaluate(model: ConditionedScorer, rows: pd.DataFrame, batch_size: int = 64) -> dict:
-    """Scores, Spearman/Pearson x100 against ``label``, pairs/s and conditioned embeddings/s."""
-    start = time.perf_counter()
-    scores = score_rows(model, rows, batch_size)
-    seconds = time.perf_counter() - start
+    """Scores, Spearman/Pearson x100 against ``label``, pairs/s and conditioned embeddings/s with
+    every sentence and condition of every row encoded (no de-duplication: the same work for every
+    method); for cacheable methods also ``cached_embeddings_per_s``, re-using each distinct text's
+    embedding within a batch."""
+    model.deduplicate = False
+    try:
+        start = time.perf_counter()
+        scores = score_rows(model, rows, batch_size)
+        seconds = time.perf_counter() - start
+    finally:
+        model.deduplicate = True
+    cached = math.nan
+    if model.cacheable:
+        start = time.perf_counter()
+        score_rows(model, rows, batch_size)
+        cached = 2 * len(rows) / (time.perf_counter() - start)
     return {"scores": scores, **correlations(scores, rows["label"]), "pairs_per_s": len(rows) / seconds,
-            "embeddings_per_s": 2 * len(rows) / seconds if model.embeds else math.nan}
+            "embeddings_per_s": 2 * len(rows) / seconds if model.embeds else math.nan,
+            "cached_embeddings_per_s": cached}
 
 
 def run_methods(cfg: CSTSConfig, train_rows: pd.DataFrame, test_rows: pd.DataFrame,
                 methods: tuple[str, ...] | None = None, log=print) -> tuple[pd.DataFrame, dict]:
-    """Build, train and evaluate each method; a results table and the trained models by name."""
-    records, trained = [], {}
+    """Build, train and evaluate each method once per seed of ``cfg.seeds`` (the seed sets the new
+    layers' initialisation and the data order); a table with one row per method and seed, and the
+    models trained with the first seed and every run's scores by (method, seed)."""
+    import dataclasses
+
+    records, trained, scores = [], {}, {}
     for name in methods or cfg.methods:
-        model = build_method(name, cfg.encoder, cfg.device, cfg.max_length, cfg.hyper_rank, cfg.reweight_layers)
-        result = train_method(model, train_rows, cfg)
-        report = evaluate(model, test_rows)
-        trained[name] = model
-        records.append({"method": name, "spearman": report["spearman"], "pearson": report["pearson"],
-                        "params_added": model.added_parameters(),
-                        "train_s_per_epoch": float(np.mean(result.seconds_per_epoch)),
-                        "embeddings_per_s": report["embeddings_per_s"], "pairs_per_s": report["pairs_per_s"],
-                        "cacheable": model.cacheable, "final_loss": float(np.mean(result.losses[-20:])),
-                        "scores": report["scores"]})
-        if log:
-            log(f"{name:22s} spearman {report['spearman']:6.1f} pearson {report['pearson']:6.1f} "
-                f"train {records[-1]['train_s_per_epoch']:6.0f} s/epoch")
-    table = pd.DataFrame(records)
-    return table.drop(columns="scores"), {"models": trained, "scores": dict(zip(table["method"], table["scores"]))}
+        for seed in cfg.seeds:
+            torch.manual_seed(seed)
+            model = build_method(name, cfg.encoder, cfg.device, cfg.max_length, cfg.hyper_rank, cfg.reweight_layers)
+            result = train_method(model, train_rows, dataclasses.replace(cfg, seed=seed))
+            report = evaluate(model, test_rows)
+            trained.setdefault(name, model)
+            scores[name, seed] = report["scores"]
+            records.append({"method": name, "seed": seed, "spearman": report["spearman"], "pearson": report["pearson"],
+                            "params_added": model.added_parameters(),
+                            "train_s_per_epoch": float(np.mean(result.seconds_per_epoch)),
+                            "embeddings_per_s": report["embeddings_per_s"],
+                            "cached_embeddings_per_s": report["cached_embeddings_per_s"],
+                            "pairs_per_s": report["pairs_per_s"], "cacheable": model.cacheable,
+                            "final_loss": float(np.mean(result.losses[-20:]))})
+            if log:
+                log(f"{name:22s} seed {seed} spearman {report['spearman']:6.1f} pearson {report['pearson']:6.1f} "
+                    f"train {records[-1]['train_s_per_epoch']:6.0f} s/epoch")
+    return pd.DataFrame(records), {"models": trained, "scores": scores}
+
+
+def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the two ends of its Student-t ``confidence`` interval (NaN ends for one value)."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def summarize_seeds(table: pd.DataFrame, metrics: tuple[str, ...] = ("spearman", "pearson")) -> pd.DataFrame:
+    """One row per method: ``seeds``, and per metric its mean and 95 % interval (``_low``, ``_high``) over
+    the seeds; speeds and sizes as their means."""
+    rows = []
+    for name, group in table.groupby("method", sort=False):
+        row = {"method": name, "seeds": len(group)}
+        for metric in metrics:
+            row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = mean_interval(group[metric])
+        for column in ("params_added", "train_s_per_epoch", "embeddings_per_s", "cached_embeddings_per_s",
+                       "pairs_per_s"):
+            row[column] = float(group[column].mean())
+        row["cacheable"] = bool(group["cacheable"].iloc[0])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def save_model(model: ConditionedScorer, folder: str | Path, cfg: CSTSConfig | None = None, **fields) -> Path:
-    """``folder/method.json`` (how to rebuild), ``folder/model.safetensors`` and a manifest."""
+    """``folder/method.json`` (how to rebuild), the weights and a manifest. Methods of
+    ``SENTENCE_TRANSFORMER_METHODS`` are written as a sentence-transformers folder (plus
+    ``method_layers.safetensors`` for their new layers); the others as ``model.safetensors``."""
+    from safetensors.torch import save_file
     from safetensors.torch import save_model as save_safetensors
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".model.safetensors.tmp"
-    save_safetensors(model, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
-    atomic_write_json(folder / "method.json", model.build_options)
-    write_manifest(folder, cfg, method=model.build_options, **fields)
+    options = dict(model.build_options)
+    if model.name in SENTENCE_TRANSFORMER_METHODS:
+        model.to_sentence_transformer().save(str(folder))
+        new = {name: p.detach().contiguous() for name, p in model.named_parameters()
+               if not name.startswith("backbone.")}
+        if new:
+            save_file(new, str(folder / ".method_layers.safetensors.tmp"))
+            os.replace(folder / ".method_layers.safetensors.tmp", folder / "method_layers.safetensors")
+        options["format"] = "sentence-transformers"
+    else:
+        tmp = folder / ".model.safetensors.tmp"
+        save_safetensors(model, str(tmp))
+        os.replace(tmp, folder / "model.safetensors")
+    atomic_write_json(folder / "method.json", options)
+    write_manifest(folder, cfg, method=options, **fields)
     return folder
 
 
 def load_model(folder: str | Path, device: str = "cpu") -> ConditionedScorer:
-    """A model saved by ``save_model`` (the encoder named in ``method.json`` must be loadable here)."""
+    """A model saved by ``save_model`` (the encoder named in ``method.json`` must be loadable here,
+    except for sentence-transformers folders, which hold their encoder)."""
+    from safetensors.torch import load_file
     from safetensors.torch import load_model as load_safetensors
 
     folder = Path(folder)
@@ -208,6 +277,16 @@ def load_model(folder: str | Path, device: str = "cpu") -> ConditionedScorer:
         raise FileNotFoundError(f"{folder} is not a saved C-STS model: it lacks method.json "
                                 "(make one with `python -m helpers csts train ... --out DIR`).")
     options = json.loads((folder / "method.json").read_text())
+    if options.pop("format", None) == "sentence-transformers":
+        model = build_method(device=device, **{**options, "encoder": str(folder)})
+        model.build_options["encoder"] = options["encoder"]
+        if (folder / "method_layers.safetensors").is_file():
+            missing, unexpected = model.load_state_dict(load_file(folder / "method_layers.safetensors", device=device),
+                                                        strict=False)
+            if unexpected or any(not name.startswith("backbone.") for name in missing):
+                raise ValueError(f"{folder}/method_layers.safetensors does not fit {options['name']}: "
+                                 f"unexpected {unexpected}, missing {[n for n in missing if 'backbone' not in n]}.")
+        return model.eval()
     model = build_method(device=device, **options)
     load_safetensors(model, str(folder / "model.safetensors"), device=device)
     return model.eval()
