@@ -181,3 +181,29 @@ def split_rows(frame: pd.DataFrame, test_fraction: float = 0.2, seed: int = 0) -
     test_keys = set(keys[: round(len(keys) * test_fraction)])
     in_test = pair.isin(test_keys)
     return frame[~in_test].reset_index(drop=True), frame[in_test].reset_index(drop=True)
+
+
+def load_real_csts(csv: str | Path | None = None, archive: str | Path | None = None, password: str | None = None,
+                   shared: str | Path | None = None, hub: bool = True) -> tuple[pd.DataFrame | None, str]:
+    """Real C-STS rows from the first source that is given or present, and a sentence naming it:
+    the official encrypted release (``archive`` and ``password``, its train split), a CSV (``csv``:
+    the re-annotated file or any C-STS CSV), the ``shared`` re-annotated file, then the hub
+    (``LivNLP/C-STS_Reannotated``, with ``hub``). ``(None, reason)`` when none is available: the
+    caller falls back to synthetic data and records the reason as its ``data_source``."""
+    if archive is not None:
+        if not password:
+            raise ValueError("The official C-STS archive needs its password (the one the C-STS authors sent you).")
+        return load_official(archive, password, split="train"), f"official C-STS release {Path(archive).name} (train)"
+    if csv is not None:
+        if not Path(csv).is_file():
+            raise FileNotFoundError(f"C-STS CSV {csv} does not exist; give the path of a CSV with "
+                                    "sentence1, sentence2, condition, label.")
+        return load_reannotated(csv), f"C-STS CSV {Path(csv).name}"
+    if shared is not None and Path(shared).is_file():
+        return load_reannotated(shared), f"re-annotated C-STS file {Path(shared).name}"
+    if hub:
+        try:
+            return load_reannotated(), f"re-annotated C-STS from the hub ({REANNOTATED_HUB_ID})"
+        except Exception as error:  # offline, or the datasets cache lacks it: say so and fall back
+            return None, f"synthetic only (no C-STS file given; the hub {REANNOTATED_HUB_ID} failed: {type(error).__name__})"
+    return None, "synthetic only (no C-STS file given or found)"

@@ -49,6 +49,8 @@ class CSTSConfig:
     methods: tuple[str, ...] = METHOD_NAMES
     synthetic_train_pairs: int = 600  # sentence pairs (two rows each)
     synthetic_test_pairs: int = 200
+    real_data: str | None = None  # a C-STS CSV (re-annotated or other); None: the shared file, then the hub
+    real_hub: bool = True  # try the hub's re-annotated C-STS when no file is given or found
     real_train_rows: int | None = None  # rows of the 80 % part used for training (None: all)
     real_test_rows: int | None = None  # rows of the 20 % part scored (None: all)
     epochs: int = 1
@@ -68,7 +70,7 @@ class CSTSConfig:
 
 CSTS_PRESETS = {
     "smoke": CSTSConfig(synthetic_train_pairs=16, synthetic_test_pairs=8, real_train_rows=32, real_test_rows=32,
-                        batch_size=16, max_length=32, seeds=(0,)),
+                        batch_size=16, max_length=32, seeds=(0,), real_hub=False),
     "default": CSTSConfig(synthetic_train_pairs=400, synthetic_test_pairs=100, real_train_rows=1200,
                           real_test_rows=1000, epochs=1),
     # The papers' setting: RoBERTa-large SimCSE encoder, all rows, several epochs, on a GPU.
