@@ -95,6 +95,23 @@ def test_split_keeps_sentence_pairs_together_and_is_seeded():
     pd.testing.assert_frame_equal(train, again)
 
 
+def test_real_data_sources_in_order_and_named(tmp_path):
+    from helpers.csts.data import load_real_csts
+
+    csv = tmp_path / "rows.csv"
+    synthetic_csts(3, seed=1)[list(COLUMNS)].to_csv(csv, index=False)
+    rows, source = load_real_csts(csv=csv, shared=tmp_path / "absent.csv", hub=False)
+    assert len(rows) == 6 and source == "C-STS CSV rows.csv"
+    rows, source = load_real_csts(shared=csv, hub=False)
+    assert len(rows) == 6 and source == "re-annotated C-STS file rows.csv"
+    rows, source = load_real_csts(shared=tmp_path / "absent.csv", hub=False)
+    assert rows is None and source.startswith("synthetic only"), "the fallback must say it is synthetic"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_real_csts(csv=tmp_path / "absent.csv")
+    with pytest.raises(ValueError, match="needs its password"):
+        load_real_csts(archive=csv)
+
+
 def test_reannotated_file_loads(shared_data):
     rows = read_csts_csv(shared_data / "csts_reannotated" / "csts_train_reannotated.csv")
     assert len(rows) == 11342 and rows["label"].between(1, 5).all()
