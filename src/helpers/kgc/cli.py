@@ -8,38 +8,29 @@
 relation2text.txt), or ``wn18rr`` (the shared reference folder) or ``toy`` (a small generated graph).
 METRICS.json holds mr, mrr, hits_at_1, hits_at_3, hits_at_10 over both directions, the same under
 ``tail`` (h, r, ?) and ``head`` (t, inverse r, ?), ``per_relation``, and ``own_entity_top1``.
+Bad input (graph folder, model folder, split, output path) is reported in one line before a model loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import tempfile
 import time
 from pathlib import Path
+
+from ..errors import UserError
 
 
 def _graph(value: str, scratch: Path):
     from .graph import resolve_graph
 
     if value not in ("wn18rr", "toy") and not Path(value).is_dir():
-        raise SystemExit(f"--graph {value}: no such folder; give a folder in the WN18RR layout, 'wn18rr' or 'toy'.")
+        raise UserError(f"--graph {value}: no such folder; give a folder in the WN18RR layout, 'wn18rr' or 'toy'.")
     try:
         return resolve_graph(value, scratch / "toy_graph")
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"--graph {value}: {error}") from None
-
-
-def _check_out(path: Path, folder: bool) -> None:
-    """Refuse an output path that cannot be written, before any slow work."""
-    if folder and path.is_file():
-        raise SystemExit(f"--out {path} is a file; give a folder to write the model into.")
-    if not folder and path.is_dir():
-        raise SystemExit(f"--out {path} is a folder; give the name of the JSON file to write.")
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK):
-        raise SystemExit(f"--out {path}: {existing} is not writable; choose another place.")
+    except (FileNotFoundError, ValueError) as error:  # a folder that is not in the WN18RR layout
+        raise UserError(f"--graph {value}: {error}") from None
 
 
 def _train(args) -> int:
@@ -48,7 +39,6 @@ def _train(args) -> int:
     from .study import KGC_PRESETS, train_model
 
     out = Path(args.out)
-    _check_out(out, folder=True)
     cfg = preset(KGC_PRESETS, args.profile, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
                  lr=args.lr, self_negative=args.self_negative, pre_batch=args.pre_batch,
                  shared_towers=args.shared_towers, max_length=args.max_length,
@@ -68,14 +58,13 @@ def _evaluate(args) -> int:
     from .study import evaluate_model
 
     out = Path(args.out)
-    _check_out(out, folder=False)
     if not (Path(args.model) / "kgc.json").is_file():
-        raise SystemExit(f"--model {args.model} is not a folder written by `python -m helpers kgc train` "
+        raise UserError(f"--model {args.model} is not a folder written by `python -m helpers kgc train` "
                          "(it lacks kgc.json).")
     with tempfile.TemporaryDirectory() as scratch:
         kg, description = _graph(args.graph, Path(scratch))
         if args.split not in kg.splits or not kg.splits[args.split]:
-            raise SystemExit(f"--split {args.split}: the graph has no triples there.")
+            raise UserError(f"--split {args.split}: the graph has no triples there.")
         model = load_kgc_model(args.model, device=args.device)
         start = time.perf_counter()
         report = evaluate_model(model, kg, args.split, args.eval_triples, log=print)
@@ -113,7 +102,7 @@ def add_commands(commands) -> None:
     train.add_argument("--entity-max-length", type=int, help="tokens of an entity's text")
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="cpu or cuda")
-    train.set_defaults(func=_train)
+    train.set_defaults(func=_train, out_is_folder=True)  # `python -m helpers` checks --out first
     evaluate = actions.add_parser("evaluate", help="filtered MR / MRR / Hits@k, head and tail prediction apart")
     evaluate.add_argument("--model", required=True, help="folder written by `kgc train`")
     evaluate.add_argument("--graph", required=True, help="WN18RR-layout folder, 'wn18rr' or 'toy'")
