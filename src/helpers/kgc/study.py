@@ -58,7 +58,7 @@ KGC_PRESETS = {
     # training ~11 queries/s, embedding the 40,943 WN18RR entities 260-400 s, ranking ~85 queries/s.
     "default": KGCConfig(train_triples=2500, batch_size=64, max_length=40, entity_max_length=24),
     # SimKGC's WN18RR setting: all training triples, 50 epochs, batch 1024, on a GPU.
-    "paper": KGCConfig(encoder="bert-base-uncased", train_triples=None, epochs=50, batch_size=1024, lr=5e-5,
+    "paper": KGCConfig(encoder="google-bert/bert-base-uncased", train_triples=None, epochs=50, batch_size=1024, lr=5e-5,
                        max_length=50, entity_max_length=50, device="cuda", log_every=20),
 }
 
