@@ -1,4 +1,4 @@
-"""The thread plan: overrides, CPU affinity, the load average, and OpenMP settings before torch starts.
+"""The thread plan: overrides, CPU affinity, the tasks running elsewhere, and OpenMP settings before torch starts.
 
 ``plan_threads`` is pure and tested on given environments; what happens at import is tested in
 fresh subprocesses, since libgomp reads its variables only once, when torch loads it.
@@ -127,3 +127,19 @@ def test_manifest_records_the_threads(tmp_path):
 
     manifest = json.loads(write_manifest(tmp_path, {"n": 1}).read_text())
     assert manifest["threads"] == current_plan().manifest() and manifest["threads"]["threads"] >= 1
+
+
+def test_a_running_competitor_counts_as_busy_elsewhere_at_once():
+    import subprocess
+    import sys
+    import time
+
+    from helpers.threads import busy_elsewhere
+
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # past interpreter start-up: now it only spins
+        assert busy_elsewhere() >= 1, "a spinning process must be seen at once, not a minute later"
+    finally:
+        competitor.kill()
+        competitor.wait()

@@ -12,7 +12,11 @@ The thread count, first rule that applies:
 1. ``SLM_NOTEBOOKS_THREADS`` (this suite's setting; it also overrides ``OMP_NUM_THREADS``);
 2. ``OMP_NUM_THREADS`` if the user set it, else ``MKL_NUM_THREADS``;
 3. the CPUs this process may run on (``os.sched_getaffinity``: taskset, cgroups cpusets), less
-   the cores the 1-minute load average says other processes keep busy, at least one.
+   the cores other processes keep busy right now, at least one. "Right now" is the number of
+   runnable tasks in ``/proc/loadavg`` other than this one (the median of a few samples 10 ms
+   apart), not the 1-minute load average: that average lags by a minute and counts this suite's
+   own previous notebook, which made every kernel of a ``make run`` pick one thread on an
+   otherwise quiet machine. Where ``/proc/loadavg`` is missing the 1-minute average is used.
 The count is written to both ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``: when torch starts it
 sizes its OpenMP pool from MKL's count, so a stray ``MKL_NUM_THREADS=1`` would otherwise win.
 
@@ -23,9 +27,8 @@ another busy process, all the others wait for it at every barrier. Measured here
 alone, 2 threads ran 2331 iterations/s and 1 thread 1497; beside one busy process, 2 threads fell
 to 49/s (libgomp's default spinning) or 497/s (passive waiting) while 1 thread kept 1268/s. A
 wrongly reduced count costs at most the parallel speed-up; a wrongly kept one costs far more,
-so a core counts as taken as soon as the load average rounds up to it. The load average lags
-by about a minute and includes this suite's own previous runs: set ``SLM_NOTEBOOKS_THREADS``
-when you know better.
+so a core counts as taken as soon as another runnable task is seen on it. Set
+``SLM_NOTEBOOKS_THREADS`` when you know better.
 
 The wait policy: ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it (or ``GOMP_SPINCOUNT``).
 PyTorch's CPU wheels use GNU OpenMP (libgomp, see ``torch.__config__.parallel_info()``), whose
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
@@ -65,6 +69,22 @@ class ThreadPlan:
 
     def manifest(self) -> dict:
         return asdict(self)
+
+
+def busy_elsewhere(samples: int = 5, interval_s: float = 0.01) -> float:
+    """Tasks runnable now other than this process (median of ``samples`` reads of the 4th field
+    of ``/proc/loadavg``, "running/total", which counts the reader itself); off Linux, the
+    1-minute load average."""
+    counts = []
+    for index in range(samples):
+        try:
+            with open("/proc/loadavg") as handle:
+                counts.append(int(handle.read().split()[3].split("/")[0]) - 1)
+        except (OSError, IndexError, ValueError):
+            return os.getloadavg()[0]
+        if index + 1 < samples:
+            time.sleep(interval_s)
+    return float(sorted(counts)[len(counts) // 2])
 
 
 def available_cpus() -> int:
@@ -99,9 +119,9 @@ def plan_threads(environ: Mapping[str, str], cpus: int, load: float) -> ThreadPl
             return ThreadPlan(threads, policy, f"{name} set")
     busy = min(cpus - 1, int(load + 0.5))  # cores other processes keep busy, leaving at least one
     if busy > 0:
-        return ThreadPlan(cpus - busy, policy, f"{cpus} CPUs available, load average {load:.1f}: "
+        return ThreadPlan(cpus - busy, policy, f"{cpus} CPUs available, {load:.0f} busy elsewhere: "
                                                f"{busy} left to other processes")
-    return ThreadPlan(cpus, policy, f"{cpus} CPU{'s' if cpus > 1 else ''} available, load average {load:.1f}")
+    return ThreadPlan(cpus, policy, f"{cpus} CPU{'s' if cpus > 1 else ''} available, none busy elsewhere")
 
 
 _plan: ThreadPlan | None = None
@@ -116,7 +136,7 @@ def configure_threads() -> ThreadPlan:
     """
     global _plan
     try:
-        plan = plan_threads(os.environ, available_cpus(), os.getloadavg()[0])
+        plan = plan_threads(os.environ, available_cpus(), busy_elsewhere())
     except ValueError as error:
         raise SystemExit(str(error)) from None
     policy_was_in_environment = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
