@@ -44,7 +44,7 @@ import yaml
 
 from .artifacts import atomic_write_json, follow_umask, run_lock, to_jsonable, write_manifest
 from .errors import UserError
-from .models import load_lm, model_fingerprint, note_adapter_base
+from .models import load_lm, model_fingerprint
 from .reflection.formats import read_records
 from .reflection.pipeline import read_run_records
 from .reflection.prompts import Instruction, reason_prompt, reflect_prompt, retry_prompt, without_verdict
@@ -241,9 +241,8 @@ def _replace_dir(staging: Path, target: Path) -> None:
     staging.rename(target)
 
 
-def _save_stage(trainer, out_dir: Path, stage: str, base: str) -> tuple[Path | None, Path]:
-    """Save the stage's LoRA adapter (``adapter-<stage>``, with ``base_model.json``: the fingerprint
-    of ``base``, the model it was trained on) and the base model with the adapter
+def _save_stage(trainer, out_dir: Path, stage: str) -> tuple[Path | None, Path]:
+    """Save the stage's LoRA adapter (``adapter-<stage>``) and the base model with the adapter
     merged in (``merged-<stage>``, with ``stage.json``: its log history), which the next stage or
     ``load_lm`` starts from. Only the main process writes, each folder aside and then renamed; the
     others wait for it."""
@@ -256,7 +255,6 @@ def _save_stage(trainer, out_dir: Path, stage: str, base: str) -> tuple[Path | N
             staging = out_dir / f".adapter-{stage}.saving"
             model.save_pretrained(staging)
             trainer.processing_class.save_pretrained(staging)  # so load_lm(adapter_dir) finds a tokenizer
-            note_adapter_base(staging, base)  # the GGUF copy behind the hub id adapter_config.json names
             _replace_dir(staging, adapter_dir)
         model = model.merge_and_unload()
     if main_process:
@@ -320,7 +318,7 @@ def train(recipe_path: Path | str, data_dir: Path | str, out_dir: Path | str, mo
                 adapters += [adapter_dir] if adapter_dir.is_dir() else []
             else:
                 trainer = _train_stage(recipe, current, rows, out_dir / f"checkpoints-{stage}")
-                adapter_dir, merged_dir = _save_stage(trainer, out_dir, stage, current)
+                adapter_dir, merged_dir = _save_stage(trainer, out_dir, stage)
                 adapters += [adapter_dir] if adapter_dir else []
                 log = trainer.state.log_history
             history += [{**entry, "stage": stage} for entry in log]

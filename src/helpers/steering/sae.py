@@ -36,7 +36,6 @@ from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
 from ..artifacts import atomic_write_json, follow_umask
 from ..errors import UserError
-from ..models import hub_id
 from .activations import ActivationSet, sink_mask
 from .hooks import hooked, layer_hidden, layer_module, replace_hidden
 
@@ -127,8 +126,7 @@ def check_settings(out_dir: Path | str, record: dict) -> None:
 
 def train_sae(train: ActivationSet, settings: SAETrainingSettings, out_dir: Path | str, model_name: str = "",
               progress: bool = False) -> SAE:
-    """Train (or resume, or load when finished) a TopK SAE on ``train``; returns the inference SAE. Its
-    sae-lens metadata names the model by its hub id (``models.hub_id``), the settings file as given."""
+    """Train (or resume, or load when finished) a TopK SAE on ``train``; returns the inference SAE."""
     out_dir = Path(out_dir)
     record = {**asdict(settings), "layer": train.layer, "d_in": int(train.activations.shape[1]),
               "train_activations": len(train.activations), "model": model_name}
@@ -142,7 +140,7 @@ def train_sae(train: ActivationSet, settings: SAETrainingSettings, out_dir: Path
     atomic_write_json(out_dir / SETTINGS_FILE, record)
     config = TopKTrainingSAEConfig(d_in=record["d_in"], d_sae=settings.width, k=settings.k,
                                    normalize_activations="expected_average_only_in",
-                                   metadata=SAEMetadata(model_name=hub_id(model_name), hook_name=hook_name(train.layer)))
+                                   metadata=SAEMetadata(model_name=model_name, hook_name=hook_name(train.layer)))
     total = int(settings.epochs * len(train.activations)) // settings.batch_size * settings.batch_size
     if total == 0:
         raise UserError(f"{len(train.activations)} activations x {settings.epochs} epochs is less than one batch "
