@@ -160,6 +160,8 @@ def test_a_damaged_sae_checkpoint_is_set_aside_and_training_resumes_from_the_one
 
 
 # --- reflect train: 5 kill points ----------------------------------------------------------------
+# Opt-in (`pytest -m slow_resume`): six training processes take about half an hour on 2 cores, and
+# this test has not yet been seen to pass end to end, so it stays out of `make test` for now.
 
 def _trial(text: str, correct: bool) -> str:
     return f"Thought: {text}\nAction: Finish[...]\nObservation: Answer is {'CORRECT' if correct else 'INCORRECT'}"
@@ -195,6 +197,7 @@ def _assert_same_model(out: Path, expected: Path) -> None:
         assert torch.allclose(got[name], want[name], atol=1e-6), f"{name} differs from the uninterrupted run"
 
 
+@pytest.mark.slow_resume
 def test_training_killed_at_four_points_resumes_to_the_same_model(tmp_path, d_plus_run):
     args = _train_args(d_plus_run)
     whole = tmp_path / "whole"
