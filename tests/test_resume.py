@@ -92,6 +92,7 @@ def _assert_same_records(path: Path, expected: list[dict]) -> None:
         assert len(got["output"]) == len(record["output"]), f"{record['id']}: another number of reflections"
 
 
+@pytest.mark.slow_resume
 def test_generation_killed_at_six_points_resumes_to_the_same_records(tmp_path, uninterrupted_generation):
     out, raw = tmp_path / "gen", tmp_path / "gen" / "raw.jsonl"
     kill_when(GENERATE, out, lambda: (out / "manifest.json").is_file(), "while the model loads")
@@ -101,6 +102,7 @@ def test_generation_killed_at_six_points_resumes_to_the_same_records(tmp_path, u
     _assert_same_records(raw, uninterrupted_generation)
 
 
+@pytest.mark.slow_resume
 @pytest.mark.parametrize("keep", [0.5, 0.02, 0.98], ids=["half", "first-bytes", "all-but-newline"])
 def test_generation_after_a_torn_last_line_redoes_that_record(tmp_path, uninterrupted_generation, keep):
     out, raw = tmp_path / "gen", tmp_path / "gen" / "raw.jsonl"
