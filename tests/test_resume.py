@@ -45,22 +45,28 @@ def run_to_end(args: list[str], out: Path) -> None:
 
 
 def kill_when(args: list[str], out: Path, condition, what: str) -> None:
-    """Start the command and SIGKILL it as soon as ``condition()`` holds (polled every 20 ms)."""
-    process = subprocess.Popen(_command(args, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 900
-    try:
-        while process.poll() is None and time.monotonic() < deadline:
-            if condition():
-                process.send_signal(signal.SIGKILL)
+    """Start the command and SIGKILL it as soon as ``condition()`` holds (polled every 20 ms).
+
+    The child's stderr goes to a file, not a pipe: progress bars fill a pipe nobody reads while we
+    poll, and a child blocked on a full pipe never reaches the kill point.
+    """
+    log = out.parent / f"{out.name}.stderr"
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(_command(args, out), env=_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + 900
+        try:
+            while process.poll() is None and time.monotonic() < deadline:
+                if condition():
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                    return
+                time.sleep(0.02)
+        finally:
+            if process.poll() is None:
+                process.kill()
                 process.wait()
-                return
-            time.sleep(0.02)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     pytest.fail(f"the run ended (exit {process.returncode}) before it could be killed {what}: "
-                f"{process.stderr.read().decode()[-1500:]}")
+                f"{log.read_text(errors='replace')[-1500:]}")
 
 
 def _lines(path: Path) -> int:
