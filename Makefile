@@ -46,8 +46,12 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print measured ratios
 	$(BIN)/python bench/bench_generation.py
 	$(BIN)/python bench/bench_training.py
 
-lab: $(STAMP) ## start JupyterLab on the notebooks
-	$(BIN)/jupyter lab notebooks/
+# JupyterLab serves the repository root (so data/ and figures/ are browsable) and opens on notebooks/;
+# as root (the usual user on rented GPU machines) it needs --allow-root, elsewhere it is left out.
+LAB_ARGS ?=
+lab: $(STAMP) ## start JupyterLab at the repository root, opened on notebooks/ (extra flags: LAB_ARGS=--no-browser)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean: ## remove generated data, executed notebooks and caches (keeps .venv and the model cache)
 	find data -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,9 +1,27 @@
 """Sparse autoencoders on the residual stream, through sae-lens: train, resume, load, measure.
 
-    sae = train_sae(train_acts, SAETrainingSettings(width=4608, k=32), out_dir=folder)  # sae-lens format
-    quality = sae_quality(sae, heldout_acts, model, heldout_chunks)   # FVE, L0, dead share, LM losses
-    sae = load_sae(folder)                                            # or a published one:
-    sae, layer = load_published_sae("gemma-scope-2b-pt-res-canonical", "layer_12/width_16k/canonical")
+A tiny SAE on random activations (the real ones come from ``activations.collect_activations``):
+
+>>> import tempfile, torch
+>>> from helpers.steering.activations import ActivationSet
+>>> acts = torch.randn(1000, 16, generator=torch.Generator().manual_seed(0))
+>>> data = ActivationSet(acts, chunks=torch.zeros(100, 11, dtype=torch.long), chunk=torch.arange(1000) // 10,
+...                      position=torch.arange(1000) % 10 + 1, layer=3, sink_positions=100)
+>>> train, heldout = data.split(heldout_chunks=20)   # the last 20 chunks, whole
+>>> folder = tempfile.TemporaryDirectory()
+>>> sae = train_sae(train, SAETrainingSettings(width=32, k=4, epochs=1, batch_size=100), out_dir=folder.name)
+>>> sae.cfg.d_in, sae.cfg.d_sae, layer_of(sae)
+(16, 32, 3)
+>>> quality = sae_quality(sae, heldout)   # with ``model=`` also the LM loss, clean and spliced
+>>> sorted(quality), quality["mean_l0"]   # TopK: the mean L0 is k by construction
+(['dead_fraction', 'fraction_variance_explained', 'heldout_activations', 'mean_l0'], 4.0)
+>>> load_sae(folder.name).cfg.d_sae      # the saved inference SAE, in sae-lens format
+32
+>>> folder.cleanup()
+
+A published SAE downloads from the hub, so this is shown rather than run::
+
+    sae, layer = load_published_sae("gemma-2b-it-res-jb", "blocks.12.hook_resid_post")  # the paper's
 
 Training uses sae-lens' ``SAETrainer`` and its TopK SAE (``k`` active features per token, so the
 mean L0 is ``k`` by construction), fed from activations held in memory (``ActivationSet``) in a
