@@ -68,3 +68,35 @@ def test_default_device_and_dtype_follow_hardware():
     assert models.default_device() == expected
     assert models.default_dtype("cuda:0") == torch.bfloat16
     assert models.default_dtype("cpu") == torch.float32
+
+
+def test_cpu_bf16_is_native_only_with_avx512_bf16_or_amx_flags():
+    from helpers.models import cpu_has_native_bf16
+
+    assert not cpu_has_native_bf16("flags : fpu sse2 avx2 fma avx512f")
+    assert cpu_has_native_bf16("flags : fpu avx2 avx512f avx512_bf16")
+    assert cpu_has_native_bf16("flags : fpu avx2 amx_bf16 amx_tile")
+
+
+def test_auto_dtype_is_bf16_on_cuda_and_follows_the_cpu_flags_elsewhere(monkeypatch):
+    import torch
+    from helpers import models
+
+    assert models.resolve_dtype("auto", "cuda:0") == torch.bfloat16
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: False)
+    assert models.resolve_dtype("auto", "cpu") == torch.float32, "emulated bf16 decodes 3-4x slower on CPU"
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    assert models.resolve_dtype("auto", "cpu") == torch.bfloat16
+    assert models.resolve_dtype(None, "cpu") == torch.float32, "None keeps the fp32 reference numerics on CPU"
+    assert models.resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+
+
+def test_an_unknown_dtype_name_is_one_user_error():
+    from helpers.errors import UserError
+    from helpers.models import resolve_dtype
+    from helpers.reflection.pipeline import ReflectionConfig
+
+    with pytest.raises(UserError, match="unknown dtype 'bf16'"):
+        resolve_dtype("bf16", "cpu")
+    with pytest.raises(UserError, match="unknown dtype"):
+        ReflectionConfig(dtype="float33")
