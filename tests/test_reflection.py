@@ -84,7 +84,7 @@ def test_pipeline_writes_release_records_and_resumes(engine, tmp_path):
     before = path.read_text()
     generate(SMOKE, tmp_path / "run", engines=engines, progress=False)
     assert path.read_text() == before, "a finished run started again must not add or change records"
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match=r"holds a reflection run made with other settings \(seed differ"):
         generate(preset(REFLECTION_PRESETS, "smoke", seed=5), tmp_path / "run", engines=engines, progress=False)
 
 

@@ -8,7 +8,10 @@ test shows what the OS enforces by itself. The last test checks that no process 
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -472,3 +475,16 @@ def test_zz_no_process_started_by_these_tests_is_left():
     # Last in the file: every sleep these tests started carries MARKER; every driver runs this code.
     _assert_none_survive(MARKER)
     _assert_none_survive("_install_audit_hook(guard_os")
+
+
+@needs_bwrap
+def test_an_interpreter_that_lives_under_tmp_still_runs_in_the_sandbox(tmp_path):
+    # The sandbox mounts its own /tmp; a checkout (and its .venv) under /tmp must stay visible.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    program = "from helpers.tasks.sandbox import run_code; r = run_code('print(6 * 7)'); print(r.passed, r.stdout.strip())"
+    source = str(Path(sandbox.__file__).parents[2])
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", program], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": source})
+    assert str(venv).startswith("/tmp/"), "the test needs a folder under /tmp"
+    assert done.stdout.split() == ["True", "42"], f"the sandboxed run failed: {done.stdout[-500:]}{done.stderr[-1000:]}"

@@ -10,7 +10,10 @@ Every run writes under ``data/<stage>/<run>/``:
 * a writer holds the folder's lock (``run_lock``) while it writes, so a second process on the same
   folder fails at once instead of interleaving records;
 * a writer that resumes cuts a torn last line first (``repair_jsonl``), so the record in flight when
-  a run was killed is redone rather than blocking every later read.
+  a run was killed is redone rather than blocking every later read;
+* a folder made with some settings is reused only with the same settings (``same_settings_or_refuse``:
+  the differing fields are named), and a computed value is stored under the key of what it was
+  computed from (``cached``), recomputed when the key changes.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import tempfile
 import threading
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from .config import data_dir
 from .errors import UserError, describe_decode_error
@@ -110,6 +113,22 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """A temporary path beside ``path`` for a library that writes a file itself (safetensors,
+    torch.save): renamed over ``path``, with the umask's permissions, when the block ends without
+    an error; removed otherwise. ``with atomic_path(out) as tmp: save_file(tensors, tmp)``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        yield tmp
+        follow_umask(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path | str, text: str) -> Path:
@@ -290,3 +309,74 @@ def write_manifest(folder: Path | str, config: Any, filename: str = "manifest.js
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return atomic_write_json(Path(folder) / filename, manifest)
+
+
+class SettingsChangedError(UserError):
+    """A folder holds work made with other settings; ``changed`` names the fields that differ."""
+
+    def __init__(self, message: str, changed: list[str]):
+        super().__init__(message)
+        self.changed = changed
+
+
+def changed_fields(recorded: Mapping, settings: Mapping, partial: bool = False) -> list[str]:
+    """Sorted names of the fields whose values differ; ``partial`` compares only the fields both hold."""
+    names = set(recorded) & set(settings) if partial else set(recorded) | set(settings)
+    return sorted(name for name in names if recorded.get(name) != settings.get(name))
+
+
+def same_settings_or_refuse(path: Path | str, settings: Any, *, what: str, fix: str, field: str | None = None,
+                            partial: bool = False) -> bool:
+    """The one rule for reusing an output folder: the settings it was made with must be these.
+
+    ``path`` is the JSON file that recorded them (``field``: under that key of it, as a manifest's
+    ``config``). Returns False when nothing is recorded yet (a new folder: the caller records the
+    settings when it starts), True when the recorded settings equal ``settings``; otherwise raises
+    SettingsChangedError, one line naming the differing fields: "<path's folder> holds <what> made
+    with other settings (a, b differ); <fix>". ``partial`` compares only the fields both hold (a
+    command line checks what it knows before loading a model).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    recorded = json.loads(read_text(path))
+    if field is not None:
+        recorded = recorded.get(field)
+        if recorded is None:  # a file of an older version that recorded no settings
+            return False
+    settings = to_jsonable(settings)
+    changed = changed_fields(recorded, settings, partial)
+    if not changed:
+        return True
+    raise SettingsChangedError(f"{path.parent} holds {what} made with other settings ({', '.join(changed)} differ, "
+                               f"see {path.name}); {fix}", changed)
+
+
+T = TypeVar("T")
+
+
+def _load_json(path: Path) -> Any:
+    return json.loads(read_text(path))
+
+
+def cached(path: Path | str, key: Any, compute: Callable[[], T], *, save: Callable[[Path, T], Any] = atomic_write_json,
+           load: Callable[[Path], T] = _load_json) -> T:
+    """``compute()``, stored at ``path`` and reused while ``key`` (anything JSON-able: the settings
+    and weights it was computed from) is unchanged.
+
+    The key lives beside the value in ``<path>.key.json``. It is removed before the value is
+    replaced and written after it, so a run killed in between leaves a value without a key, which
+    the next call recomputes: a stale value is never taken for a current one. ``save`` must write
+    atomically (the ``atomic_write_*`` functions, ``ActivationSet.save``).
+    """
+    path = Path(path)
+    key_file = path.with_name(path.name + ".key.json")
+    key = to_jsonable(key)
+    if path.exists() and key_file.is_file() and _load_json(key_file) == key:
+        return load(path)
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key_file.unlink(missing_ok=True)
+    save(path, value)
+    atomic_write_json(key_file, key)
+    return value

@@ -20,6 +20,7 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
 import time
@@ -27,7 +28,9 @@ from pathlib import Path
 
 from . import models
 from .artifacts import check_output_path
+from .config import add_config_flags
 from .errors import UserError
+from .evaluation.protocol import EvalConfig
 from .reflection.pipeline import ReflectionConfig
 from .threads import apply_threads
 
@@ -107,11 +110,15 @@ def _reflect_generate(args) -> int:
 def _reflect_curate(args) -> int:
     from .generation import make_engine
     from .reflection.curation import write_curated
-    from .reflection.pipeline import read_run_records
+    from .reflection.pipeline import read_run_records, recorded_config
 
     records = read_run_records(args.run)  # checked before the judge loads
-    models.check_model_name(args.judge)
-    sizes = write_curated(args.run, records, make_engine(args.judge), args.pref_pairs_per_question)
+    # What the run's notebook or command recorded, so that both curate the same sets.
+    recorded = {**dataclasses.asdict(ReflectionConfig()), **recorded_config(args.run)}
+    judge = args.judge or recorded["judge"] or recorded["model"]
+    pairs = args.pref_pairs_per_question or recorded["pref_pairs_per_question"]
+    models.check_model_name(judge)
+    sizes = write_curated(args.run, records, make_engine(judge), pairs)
     print(" ".join(f"{name}={size}" for name, size in sizes.items()), f"(from {len(records)} questions)")
     return 0
 
@@ -168,7 +175,6 @@ def _notebooks(args) -> int:
     return run_main([*args.names, "--profile", args.profile, *(["--force"] if args.force else [])])
 
 
-_REFLECTION_DEFAULTS = ReflectionConfig()
 
 # Modules that add their own sub-commands: each defines `add_commands(commands)` taking the
 # argparse sub-parsers object, and imports its heavy dependencies only inside the handlers.
@@ -197,19 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", help="generator: embedded name, hub id or folder")
     gen.add_argument("--reflector", help="reflector model (default: the generator)")
     _add_task_arguments(gen)
-    gen.add_argument("--n-questions", type=int)
-    gen.add_argument("--n-reflections", type=int)
-    gen.add_argument("--seed", type=int)
-    gen.add_argument("--batch-size", type=int)
-    gen.add_argument("--chunk-size", type=int, help="questions per resumable chunk")
+    add_config_flags(gen, ReflectionConfig, ["n_questions", "n_reflections", "seed", "batch_size", "chunk_size"],
+                     help={"chunk_size": "questions per resumable chunk"})
     gen.add_argument("--shard", help="i/N: this machine's share of the questions")
     gen.add_argument("--out", required=True, help="run folder")
     gen.set_defaults(func=_reflect_generate, out_is_folder=True)
     cur = reflect.add_parser("curate", help="write d_plus.jsonl, d_plus_minus.jsonl and d_pref.jsonl")
     cur.add_argument("--run", required=True, help="run folder of `reflect generate`")
-    cur.add_argument("--judge", default=models.DEFAULT_LM, help="LM judge for Dpref")
-    cur.add_argument("--pref-pairs-per-question", type=int, default=_REFLECTION_DEFAULTS.pref_pairs_per_question,
-                     help="reflection pairs judged per failure (default: the configuration's)")
+    add_config_flags(cur, ReflectionConfig, ["judge", "pref_pairs_per_question"],
+                     help={"judge": "LM judge for Dpref (default: the run's judge, else its generator)",
+                           "pref_pairs_per_question": "reflection pairs judged per failure (default: the run's)"})
     cur.set_defaults(func=_reflect_curate)
 
     tra = reflect.add_parser("train", help="train a recipe (SFT / DPO with LoRA) on a generation run's files")
@@ -225,12 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     eva.add_argument("--model", required=True, help="embedded name, hub id, or a folder (e.g. MODEL_DIR/merged)")
     _add_task_arguments(eva)
     eva.add_argument("--n-questions", type=int, required=True, help="questions in total, spread over the tasks")
-    eva.add_argument("--seed", type=int, default=10_000, help="question seed; keep it apart from training seeds")
+    add_config_flags(eva, EvalConfig, ["seed"], help={"seed": "question seed (default: the profile's, apart from "
+                                                                 "every training seed)"})
     eva.add_argument("--mode", default="reflection", choices=["reflection", "plain", "one_stage"],
                      help="how trial 2 is made: after a reflection, a plain retry, or one-stage (reflection + answer)")
     eva.add_argument("--name", help="variant name in the result (default: the model folder name)")
     eva.add_argument("--profile", default="default", help="decoding preset (token limits, dtype)")
-    eva.add_argument("--batch-size", type=int)
+    add_config_flags(eva, EvalConfig, ["batch_size"])
     eva.add_argument("--out", required=True, help="RESULT.json: per task and total n, acc_t1, acc_t2, records")
     eva.set_defaults(func=_reflect_evaluate)
 

@@ -21,6 +21,14 @@ Profiles
             n_prompts: int
         DEMO = {"smoke": DemoConfig(4), "default": DemoConfig(64), "paper": DemoConfig(512)}
         cfg = preset(DEMO, "smoke", n_prompts=8)
+
+    A nested config is overridden with a dict (``preset(STEERING_PRESETS, "smoke", sae={"width": 256})``).
+
+Command-line flags
+    ``add_config_flags(parser, DemoConfig, ["n_prompts"])`` adds ``--n-prompts`` with the field's
+    type; its default is None (the profile's value) or, with ``defaults=DemoConfig()``, the
+    field's own default. ``config_values(args, DemoConfig)`` reads them back. A flag and the field
+    it sets therefore never disagree, and each default is declared once, in the dataclass.
 """
 
 from __future__ import annotations
@@ -87,9 +95,59 @@ def preset(presets: Mapping[str, ConfigT], profile: str, **overrides: Any) -> Co
     check_profile(profile)
     if profile not in presets:
         raise ValueError(f"This stage has no preset for profile {profile!r}; it has {sorted(presets)}.")
-    base = presets[profile]
+    return _replace(presets[profile], overrides)
+
+
+def _replace(base: ConfigT, overrides: Mapping[str, Any]) -> ConfigT:
+    """``base`` with the non-None ``overrides``; a dict given for a nested config replaces its fields."""
     fields = {field.name for field in dataclasses.fields(base)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"Unknown setting(s) {unknown} for {type(base).__name__}; valid: {sorted(fields)}.")
-    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    changes = {}
+    for name, value in overrides.items():
+        current = getattr(base, name)
+        if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
+            value = _replace(current, value)
+        if value is not None:
+            changes[name] = value
+    return dataclasses.replace(base, **changes)
+
+
+def _flag_type(config_cls: type, name: str) -> type:
+    """The Python type a flag for field ``name`` converts to (``int | None`` -> int)."""
+    import typing
+
+    hint = typing.get_type_hints(config_cls)[name]
+    options = [arg for arg in typing.get_args(hint) if arg is not type(None)] or [hint]
+    if typing.get_origin(hint) is tuple or options[0] is tuple:
+        raise TypeError(f"{config_cls.__name__}.{name} is a tuple: give it its own flag and parser.")
+    return options[0]
+
+
+def add_config_flags(parser, config_cls: type, names: list[str], defaults: Any | None = None,
+                     help: Mapping[str, str] | None = None) -> None:
+    """Add ``--field-name`` flags for the ``names`` fields of dataclass ``config_cls``.
+
+    The type comes from the field's annotation (bool fields get ``--x/--no-x``). The default is
+    None, meaning "the profile's value", or with ``defaults`` (an instance) that instance's value,
+    shown in the help.
+    """
+    import argparse
+
+    for name in names:
+        kind = _flag_type(config_cls, name)
+        default = getattr(defaults, name) if defaults is not None else None
+        text = (help or {}).get(name, "")
+        text = f"{text} (default: {default})".strip() if defaults is not None else (text or None)
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=text)
+        else:
+            parser.add_argument(flag, dest=name, type=kind, default=default, help=text)
+
+
+def config_values(args, config_cls: type) -> dict[str, Any]:
+    """The flags of ``args`` that name fields of ``config_cls`` (for ``preset`` or the constructor)."""
+    names = {field.name for field in dataclasses.fields(config_cls)}
+    return {name: value for name, value in vars(args).items() if name in names}

@@ -17,7 +17,7 @@ import re
 import warnings
 from pathlib import Path
 
-from .artifacts import atomic_write_text
+from .artifacts import atomic_write_bytes, atomic_write_text
 from .config import figures_dir
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -62,9 +62,6 @@ def save_fig(fig, name: str, folder: Path | str | None = None, width: int = 900,
                       "Static export needs Chrome or Chromium: `apt-get install -y chromium` "
                       "(or `plotly_get_chrome` where downloads are allowed).", stacklevel=2)
         return written
-    path = folder / f"{name}.png"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(png)
-    tmp.replace(path)
+    path = atomic_write_bytes(folder / f"{name}.png", png)
     written["png"] = path
     return written

@@ -42,7 +42,8 @@ from typing import Any
 
 import yaml
 
-from .artifacts import atomic_write_json, follow_umask, run_lock, to_jsonable, write_manifest
+from .artifacts import (SettingsChangedError, atomic_write_json, follow_umask, run_lock, same_settings_or_refuse,
+                        to_jsonable, write_manifest)
 from .errors import UserError
 from .models import load_lm, model_fingerprint
 from .reflection.formats import read_records
@@ -340,14 +341,15 @@ def _reuse_or_restart(out_dir: Path, settings: dict, on_change: str) -> None:
     """Record ``settings`` in a new folder; in a folder trained with other settings, refuse or
     clear it (``on_change``)."""
     path = out_dir / SETTINGS_FILE
-    if path.is_file() or (out_dir / "manifest.json").is_file():  # a folder of an older version has no settings file
-        previous = json.loads(path.read_text()) if path.is_file() else {}
-        if previous == settings:
+    fix = "use another --out folder, or delete this one to train again."
+    try:
+        if same_settings_or_refuse(path, settings, what="a model", fix=fix):
             return
+        if (out_dir / "manifest.json").is_file():  # trained by an older version, which recorded no settings
+            raise SettingsChangedError(f"{out_dir} holds a model trained without recorded settings; {fix}", [])
+    except SettingsChangedError:
         if on_change == "refuse":
-            changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
-            raise UserError(f"{out_dir} holds a model trained with other settings ({', '.join(changed)} differ): use "
-                            "another --out folder, or delete this one to train again.")
+            raise
         for child in out_dir.iterdir():
             if child.name != ".lock":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from ..artifacts import atomic_write_json, write_manifest
+from ..artifacts import atomic_path, atomic_write_json, write_manifest
 from ..models import DEFAULT_ENCODER
 from .methods import METHOD_NAMES, SENTENCE_TRANSFORMER_METHODS, ConditionedScorer, build_method
 
@@ -256,13 +255,12 @@ def save_model(model: ConditionedScorer, folder: str | Path, cfg: CSTSConfig | N
         new = {name: p.detach().contiguous() for name, p in model.named_parameters()
                if not name.startswith("backbone.")}
         if new:
-            save_file(new, str(folder / ".method_layers.safetensors.tmp"))
-            os.replace(folder / ".method_layers.safetensors.tmp", folder / "method_layers.safetensors")
+            with atomic_path(folder / "method_layers.safetensors") as tmp:
+                save_file(new, str(tmp))
         options["format"] = "sentence-transformers"
     else:
-        tmp = folder / ".model.safetensors.tmp"
-        save_safetensors(model, str(tmp))
-        os.replace(tmp, folder / "model.safetensors")
+        with atomic_path(folder / "model.safetensors") as tmp:
+            save_safetensors(model, str(tmp))
     atomic_write_json(folder / "method.json", options)
     write_manifest(folder, cfg, method=options, **fields)
     return folder

@@ -28,14 +28,13 @@ trial 2 (what a user without gold answers would get).
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import atomic_write_json, to_jsonable
+from ..artifacts import cached, to_jsonable
 from ..generation import Engine, SamplingParams, make_engine
 from ..models import model_fingerprint
 from ..reflection.pipeline import (DEFAULT_TASK_MIX, ReflectionConfig, choose_instructions, first_trials,
@@ -203,17 +202,13 @@ def evaluate_variant(variant: Variant, items: list[TaskItem], cfg: EvalConfig, o
     key = {"variant": dataclasses.asdict(variant), "model": model_fingerprint(variant.model),
            "weights": _weights_signature(variant.model), "config": to_jsonable(cfg),
            "item_ids": [item.id for item in items]}
-    path = Path(out_dir) / f"{variant.name}.json" if out_dir is not None else None
-    if path is not None and path.exists():
-        stored = json.loads(path.read_text())
-        if stored.get("key") == to_jsonable(key):
-            return stored["records"]
-    if engine is None:
-        engine = make_engine(variant.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
-    records = run_protocol(engine, items, variant, cfg, progress=progress)
-    if path is not None:
-        atomic_write_json(path, {"key": key, "records": records})
-    return records
+    def compute() -> list[dict]:
+        runner = engine or make_engine(variant.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
+        return run_protocol(runner, items, variant, cfg, progress=progress)
+
+    if out_dir is None:
+        return compute()
+    return cached(Path(out_dir) / f"{variant.name}.json", key, compute)
 
 
 def summarize(records: list[dict]) -> pd.DataFrame:

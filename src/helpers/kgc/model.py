@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from collections import deque
@@ -34,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..artifacts import atomic_write_json, write_manifest
+from ..artifacts import atomic_path, atomic_write_json, cached, write_manifest
 from ..config import cache_dir
 from ..csts.methods import ConditionedScorer, build_method, mean_pool
 from .graph import KnowledgeGraph, Queries
@@ -125,21 +124,26 @@ def encode_entities(model: TwoTowerKGC, kg: KnowledgeGraph, batch_size: int = 12
     texts = [kg.entity_text[e] for e in kg.entities]
     tower = model.entity_tower.backbone
     key = hashlib.sha256("\n".join([weights_hash(tower), str(model.entity_max_length), *texts]).encode())
+    # The hash names the file, so that towers of several runs keep their own embeddings side by side.
     path = cache_dir() / "kgc" / f"entities-{key.hexdigest()[:20]}.pt"
-    if path.is_file():
-        return torch.load(path, map_location=model.device)
-    was_training = model.training
-    model.eval()
-    start = time.perf_counter()
-    embeddings = _by_length(lambda rows: model.embed_entities([texts[i] for i in rows]), texts, batch_size)
-    model.train(was_training)
-    if log:
-        log(f"{len(texts)} entities embedded in {time.perf_counter() - start:.0f} s")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(embeddings.cpu(), tmp)
-    os.replace(tmp, path)
-    return embeddings
+
+    def embed() -> torch.Tensor:
+        was_training = model.training
+        model.eval()
+        start = time.perf_counter()
+        embeddings = _by_length(lambda rows: model.embed_entities([texts[i] for i in rows]), texts, batch_size)
+        model.train(was_training)
+        if log:
+            log(f"{len(texts)} entities embedded in {time.perf_counter() - start:.0f} s")
+        return embeddings
+
+    embeddings = cached(path, key.hexdigest(), embed, save=_save_tensor, load=torch.load)
+    return embeddings.to(model.device)
+
+
+def _save_tensor(path: Path, tensor: torch.Tensor) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(tensor.cpu(), tmp)
 
 
 def negative_masks(queries: Queries, rows: list[int], columns: np.ndarray,
@@ -275,9 +279,8 @@ def save_kgc_model(model: TwoTowerKGC, folder: str | Path, cfg=None, **fields) -
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".model.safetensors.tmp"
-    save_safetensors(model, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_safetensors(model, str(tmp))
     atomic_write_json(folder / "kgc.json", model.build_options)
     write_manifest(folder, cfg, model=model.build_options, **fields)
     return folder

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..artifacts import append_jsonl, numbered_jsonl, read_jsonl, repair_jsonl, run_lock, to_jsonable, write_manifest
+from ..artifacts import (append_jsonl, numbered_jsonl, read_jsonl, read_text, repair_jsonl, run_lock,
+                         same_settings_or_refuse, write_manifest)
 from ..errors import UserError
 from ..generation import Engine, SamplingParams, make_engine, render_prompt
 from ..models import default_device, model_fingerprint, resolve_dtype
@@ -228,12 +229,8 @@ def done_ids(path: Path) -> set[str]:
 def _check_manifests(out_dir: Path, cfg: ReflectionConfig) -> None:
     """Refuse to resume into a folder whose manifests (of any shard) record another configuration."""
     for manifest in sorted(out_dir.glob("manifest*.json")):
-        recorded = json.loads(manifest.read_text()).get("config")
-        if recorded is not None and recorded != to_jsonable(cfg):
-            changed = sorted(k for k in set(recorded) | set(to_jsonable(cfg))
-                             if recorded.get(k) != to_jsonable(cfg).get(k))
-            raise UserError(f"{out_dir} holds a run with another configuration ({', '.join(changed)} differ, "
-                            f"see {manifest.name}): resume with the same settings or choose a new --out folder.")
+        same_settings_or_refuse(manifest, cfg, field="config", what="a reflection run",
+                                fix="resume with the same settings or choose a new --out folder.")
 
 
 def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] | None = None,
@@ -322,3 +319,11 @@ def read_run_records(out_dir: Path | str) -> list[dict]:
         raise UserError(f"{out_dir} holds no records yet ({', '.join(p.name for p in files)} empty): let "
                         "`reflect generate` finish at least one chunk first.")
     return records
+
+
+def recorded_config(out_dir: Path | str) -> dict:
+    """The configuration a generation run recorded in its manifest (any shard's: they must agree),
+    as a dict; empty for a folder without a manifest (records made elsewhere)."""
+    for manifest in sorted(Path(out_dir).glob("manifest*.json")):
+        return json.loads(read_text(manifest)).get("config") or {}
+    return {}

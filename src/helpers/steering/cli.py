@@ -17,6 +17,7 @@ def _train_sae(args) -> int:
     from dataclasses import asdict
 
     from ..artifacts import run_lock
+    from ..config import config_values
     from ..errors import UserError
     from ..models import check_model_name, load_lm
     from .pipeline import build_sae
@@ -27,8 +28,7 @@ def _train_sae(args) -> int:
                         "ask for more tokens (100,000 trains a useful SAE of the embedded LM).")
     if args.heldout_tokens < 1 or args.layer < 0:
         raise UserError("--heldout-tokens must be at least 1 and --layer at least 0.")
-    settings = SAETrainingSettings(width=args.width, k=args.k, epochs=args.epochs, batch_size=args.batch_size,
-                                   lr=args.lr, seed=args.seed)
+    settings = SAETrainingSettings(**config_values(args, SAETrainingSettings))
     check_model_name(args.model)
     with run_lock(args.out):  # settings checked and folder held before the model loads
         check_settings(args.out, {**asdict(settings), "layer": args.layer, "model": args.model})
@@ -43,20 +43,22 @@ def _train_sae(args) -> int:
 
 def add_commands(commands) -> None:
     """Add the ``steer`` sub-commands to the main parser's sub-parsers."""
+    from ..config import add_config_flags
+    from .settings import HELDOUT_TOKENS, SAETrainingSettings
+
     steer = commands.add_parser("steer", help="sparse autoencoders and value steering")
     actions = steer.add_subparsers(dest="action", required=True)
     train = actions.add_parser("train-sae", help="train or resume an SAE on one layer's residual stream")
     train.add_argument("--model", required=True, help="embedded name, hub id or local folder")
     train.add_argument("--layer", required=True, type=int, help="decoder layer whose output the SAE reads")
     train.add_argument("--tokens", required=True, type=int, help="training activations (sink tokens left out)")
-    train.add_argument("--width", type=int, default=4608, help="number of SAE features")
-    train.add_argument("--k", type=int, default=32, help="active features per token (TopK; the mean L0)")
-    train.add_argument("--epochs", type=float, default=4.0, help="passes over the training activations")
-    train.add_argument("--batch-size", type=int, default=256, help="activations per training step")
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--heldout-tokens", type=int, default=20_000, help="activations held out to measure quality")
+    add_config_flags(train, SAETrainingSettings, ["width", "k", "epochs", "batch_size", "lr", "seed"],
+                     defaults=SAETrainingSettings(),
+                     help={"width": "number of SAE features", "k": "active features per token (TopK; the mean L0)",
+                           "epochs": "passes over the training activations", "batch_size": "activations per step"})
+    train.add_argument("--heldout-tokens", type=int, default=HELDOUT_TOKENS,
+                       help="activations held out to measure quality")
     train.add_argument("--seq-len", type=int, default=128, help="tokens per corpus chunk")
     train.add_argument("--dtype", default="float32", help="model dtype while collecting activations")
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="folder for the SAE (sae-lens format) and quality.json")
     train.set_defaults(func=_train_sae, out_is_folder=True)

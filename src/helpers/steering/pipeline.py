@@ -11,12 +11,11 @@ The last ``heldout_tokens`` (whole chunks) are held out of training and measure 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 
-from ..artifacts import atomic_write_json, package_versions
+from ..artifacts import atomic_write_json, cached, package_versions
 from .activations import ActivationSet, activation_corpus, collect_activations, pack_tokens
 from .sae import QUALITY_FILE, SAETrainingSettings, sae_quality, train_sae
 
@@ -31,20 +30,24 @@ def corpus_activations(model, tokenizer, model_name: str, layer: int, n_tokens: 
     run collected them with the same model and settings."""
     record = {"model": model_name, "layer": layer, "n_tokens": n_tokens, "heldout_tokens": heldout_tokens, "seq_len": seq_len,
               "sink_ratio": sink_ratio, "seed": seed}
-    path, meta = out_dir / ACTIVATIONS_FILE, out_dir / CORPUS_FILE
-    if path.is_file() and meta.is_file() and json.loads(meta.read_text()).get("settings") == record:
-        return ActivationSet.load(path)
     total = n_tokens + heldout_tokens
-    chunks = pack_tokens(tokenizer, activation_corpus(tokenizer, seed=seed), seq_len,
-                         max_chunks=math.ceil(total / (seq_len - 1) * 1.05) + 1)
-    activations = collect_activations(model, chunks, layer, n_tokens=total, sink_ratio=sink_ratio, progress=progress)
-    if len(activations.activations) < total:
-        print(f"The corpus gave {len(activations.activations)} activations, fewer than the {total} asked for.")
-    activations.save(path)
-    atomic_write_json(meta, {"settings": record, "chunks": len(activations.chunks),
-                             "activations": len(activations.activations),
-                             "sink_positions": activations.sink_positions})
-    return activations
+
+    def collect() -> ActivationSet:
+        chunks = pack_tokens(tokenizer, activation_corpus(tokenizer, seed=seed), seq_len,
+                             max_chunks=math.ceil(total / (seq_len - 1) * 1.05) + 1)
+        activations = collect_activations(model, chunks, layer, n_tokens=total, sink_ratio=sink_ratio,
+                                          progress=progress)
+        if len(activations.activations) < total:
+            print(f"The corpus gave {len(activations.activations)} activations, fewer than the {total} asked for.")
+        return activations
+
+    def save(path: Path, activations: ActivationSet) -> None:
+        activations.save(path)
+        atomic_write_json(out_dir / CORPUS_FILE, {"settings": record, "chunks": len(activations.chunks),
+                                                  "activations": len(activations.activations),
+                                                  "sink_positions": activations.sink_positions})
+
+    return cached(out_dir / ACTIVATIONS_FILE, record, collect, save=save, load=ActivationSet.load)
 
 
 def split_heldout(activations: ActivationSet, heldout_tokens: int) -> tuple[ActivationSet, ActivationSet]:

@@ -38,11 +38,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
@@ -52,28 +51,15 @@ from sae_lens.config import SAETrainerConfig
 from sae_lens.saes.sae import SAEMetadata
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
-from ..artifacts import atomic_write_json, follow_umask
+from ..artifacts import atomic_write_json, same_settings_or_refuse
 from ..errors import UserError
 from .activations import ActivationSet, sink_mask
 from .hooks import hooked, layer_hidden, layer_module, replace_hidden
+from .settings import SAETrainingSettings
 
 SETTINGS_FILE = "training_settings.json"
 QUALITY_FILE = "quality.json"
 _HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_post$")
-
-
-@dataclass(frozen=True)
-class SAETrainingSettings:
-    """What decides a trained SAE (saved beside it; a resume must match)."""
-
-    width: int = 4608  # features (8 x the embedded LM's 576 dimensions)
-    k: int = 32  # active features per token (TopK)
-    epochs: float = 4.0  # passes over the training activations
-    batch_size: int = 256  # activations per step
-    lr: float = 1e-3  # with 100k activations: FVE 0.82 here, against 0.75 at 4e-4 (README)
-    dead_feature_window: int = 50  # steps without firing before a feature counts as dead (aux loss)
-    n_checkpoints: int = 4
-    seed: int = 0
 
 
 def hook_name(layer: int) -> str:
@@ -133,13 +119,8 @@ def _resume_from_checkpoint(trainer: SAETrainer, folder: Path) -> Path | None:
 def check_settings(out_dir: Path | str, record: dict) -> None:
     """Refuse (UserError) a folder holding an SAE trained with other settings. ``record`` may hold
     only some fields (the command line checks what it knows before loading a model)."""
-    saved = Path(out_dir) / SETTINGS_FILE
-    if saved.is_file():
-        previous = json.loads(saved.read_text())
-        changed = sorted(k for k in record if k in previous and previous[k] != record[k])
-        if changed:
-            raise UserError(f"{out_dir} holds an SAE trained with other settings ({', '.join(changed)} differ); "
-                            "use another --out folder, or delete this one to start over.")
+    same_settings_or_refuse(Path(out_dir) / SETTINGS_FILE, record, partial=True, what="an SAE",
+                            fix="use another --out folder, or delete this one to start over.")
 
 
 def train_sae(train: ActivationSet, settings: SAETrainingSettings, out_dir: Path | str, model_name: str = "",

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..values.inventory import PAPER_VALUES, VALUEBENCH_URL, embedded_inventory, load_valuebench, split_items
 from ..values.roles import Role, generate_roles
-from .sae import SAETrainingSettings
+from .settings import HELDOUT_TOKENS, SAETrainingSettings
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,9 @@ class SteeringConfig:
     scoring_dtype: str = "bfloat16"  # steering and scoring passes; the SAE sees float32 activations
     layer: int = 18  # of 30: middle-to-late, as the paper's layer 12 of Gemma-2B's 18
     published_sae: tuple[str, str] | None = None  # (sae-lens release, id): load it instead of training
-    sae_tokens: int = 100_000
-    heldout_tokens: int = 20_000
-    width: int = 4608
-    k: int = 32
-    sae_epochs: float = 4.0
-    sae_batch_size: int = 256
-    sae_lr: float = 1e-3
+    sae_tokens: int = 100_000  # training activations for the SAE
+    heldout_tokens: int = HELDOUT_TOKENS  # held-out activations its quality is measured on
+    sae: SAETrainingSettings = SAETrainingSettings()  # width, k, epochs, batch size, lr, seed
     inventory: str = "embedded"
     values: tuple[str, ...] | None = None
     items_per_value: int = 2  # test items of notebook 05's split, per value
@@ -51,13 +47,9 @@ class SteeringConfig:
     seed: int = 0
     batch_size: int = 16
 
-    def sae_settings(self) -> SAETrainingSettings:
-        return SAETrainingSettings(width=self.width, k=self.k, epochs=self.sae_epochs,
-                                   batch_size=self.sae_batch_size, lr=self.sae_lr, seed=self.seed)
-
 
 STEERING_PRESETS = {
-    "smoke": SteeringConfig(sae_tokens=6_000, heldout_tokens=1_500, width=512, k=16, sae_epochs=2.0,
+    "smoke": SteeringConfig(sae_tokens=6_000, heldout_tokens=1_500, sae=SAETrainingSettings(width=512, k=16, epochs=2.0),
                             items_per_value=1, n_candidates=8, n_features=2, coefficients=(200.0,), n_roles=3,
                             n_heldout_roles=3, role_prompt_roles=1, with_bio=False),
     "default": SteeringConfig(),

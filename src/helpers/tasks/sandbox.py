@@ -363,6 +363,9 @@ def _bwrap_command(bwrap: str, work: Path) -> list[str]:
         if any(folder == h or folder.startswith(h + "/") for h in hidden):
             command += ["--ro-bind", folder, folder]
     command += ["--bind", str(work), SANDBOX_TMP, "--chdir", SANDBOX_TMP]
+    for folder in _python_folders():  # an interpreter under /tmp (a venv of a checkout there) stays visible
+        if folder.startswith(SANDBOX_TMP + "/"):
+            command += ["--ro-bind", folder, folder]
     for folder in hidden:
         command += ["--remount-ro", folder]
     command += ["--clearenv"]
