@@ -259,10 +259,9 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-# What a user can fix: bad input and settings, and files that are missing, unreadable or in the
-# wrong place. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (UserError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
-               FileExistsError)
+# What a user can fix: bad input and settings (ValueError, and UserError, which is one), and files
+# that are missing, unreadable or in the wrong place. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError)
 
 
 def main(argv: list[str] | None = None) -> int:
