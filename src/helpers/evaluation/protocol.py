@@ -2,7 +2,7 @@
 reached without an oracle, one record per question and model variant.
 
     cfg = preset(EVAL_PRESETS, "default")
-    items = heldout_items(cfg, exclude=training_questions("data/01_reflection/default", "data/04_evaluation/default/self_evolution"))
+    items = heldout_items(cfg, exclude=training_questions("data/01_reflection/default"))
     records = evaluate_variant(Variant("base_with_reflection", "smollm2-135m-instruct"), items, cfg)
     summarize(records)     # per task and "all": n, acc_t1, acc_t2, acc_self
 
