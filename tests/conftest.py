@@ -1,4 +1,5 @@
-"""Shared fixtures: fixed seeds, isolated output folders, the real embedded LM (loaded once)."""
+"""Shared fixtures: fixed seeds, isolated output folders, the real embedded LM (loaded once), and a
+tiny randomly initialised LM for properties that do not depend on what the model says."""
 
 from __future__ import annotations
 
@@ -50,3 +51,51 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory) -> Path:
+    """A folder holding a randomly initialised one-layer Llama with the embedded LM's tokenizer and
+    chat template: loads, generates, trains and evaluates through the real code paths in
+    milliseconds. Its outputs are noise, so its first trials fail and its samples all differ."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from helpers.models import resolve_lm
+
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_lm("smollm2-135m-instruct"))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_lm_dir):
+    from helpers.generation import HFEngine
+    from helpers.models import load_lm
+
+    model, tokenizer = load_lm(str(tiny_lm_dir), dtype="float32")
+    return HFEngine(model, tokenizer, batch_size=8)
+
+
+class RecordingEngine:
+    """A real engine that also records each generate call's prompts and sampling parameters."""
+
+    def __init__(self, engine):
+        self.engine, self.tokenizer, self.calls = engine, engine.tokenizer, []
+
+    def generate(self, prompts, params, progress=False):
+        self.calls.append((list(prompts), params))
+        return self.engine.generate(prompts, params, progress=progress)
+
+    def logprobs(self, prompts, continuations):
+        return self.engine.logprobs(prompts, continuations)
+
+
+@pytest.fixture
+def recording_tiny_engine(tiny_engine) -> RecordingEngine:
+    return RecordingEngine(tiny_engine)

@@ -132,16 +132,34 @@ def test_token_f1_edge_cases():
     ("1,000", "1000"), ("\\$5", "5"), ("$12.0$", "12"), ("\\text{7 }", "7"), (" 1 000", "1000"),
     ("x = 4", "4"), ("\\boxed{16}", "16"), ("90^\\circ", "90"), ("1e3", "1000"),
     ("\\frac{\\sqrt{3}}{2}", "\\dfrac{\\sqrt{3}} {2}"), ("(-\\infty, 3]", "\\left(-\\infty,3\\right]"),
+    ("50\\%", "0.5"), ("50", "50\\%"),  # math-verify's convention: a percentage matches its number and its value
 ])
 def test_math_equivalent_forms(answer, gold):
     assert math_equal(answer, gold), f"{answer!r} and {gold!r} are the same value"
 
 
 @pytest.mark.parametrize("answer, gold", [
-    ("0.333", "1/3"), ("3/4", "4/3"), ("50\\%", "0.5"), ("1,2", "12"), ("\\sqrt{2}", "\\sqrt{3}"), ("1/0", "1/0x"),
+    ("0.333", "1/3"), ("3/4", "4/3"), ("50\\%", "0.4"), ("1,2", "12"), ("\\sqrt{2}", "\\sqrt{3}"), ("1/0", "1/0x"),
 ])
 def test_math_different_values(answer, gold):
     assert not math_equal(answer, gold), f"{answer!r} and {gold!r} must differ (exact comparison)"
+
+
+@pytest.mark.parametrize("answer, gold", [
+    ("\\frac{\\sqrt{3}}{2}", "\\dfrac{\\sqrt3}{2}"), ("2\\sqrt2", "\\sqrt8"), ("x^2+2x", "2x+x^2"),
+    ("\\boxed{\\frac{\\pi}{4}}", "\\frac14\\pi"), ("(x+1)^2", "x^2+2x+1"),
+])
+def test_math_answers_equal_as_expressions_are_judged_equal(answer, gold):
+    assert math_equal(answer, gold), f"{answer!r} and {gold!r} are the same expression (math-verify should say so)"
+    assert check(make_item(gold, "math"), react(answer)).correct, "the math checker must use the same equivalence"
+
+
+@pytest.mark.parametrize("answer, gold", [
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{2}}{2}"), ("2\\sqrt2", "\\sqrt6"), ("x^2+2x", "x^2+3x"),
+    ("x^2+2x", "2x^2+x"), ("\\frac{\\pi}{4}", "\\frac{\\pi}{3}"),
+])
+def test_math_answers_of_different_value_are_judged_different(answer, gold):
+    assert not math_equal(answer, gold), f"{answer!r} and {gold!r} differ"
 
 
 def test_math_extraction_order():

@@ -14,12 +14,15 @@ from helpers.artifacts import atomic_write_jsonl
 from helpers.config import configs_dir, preset
 from helpers.evaluation.localization import (claimed_step, evaluate_expression, first_error_step,
                                              localization_cases, localization_summary, split_steps)
+from helpers.errors import UserError
 from helpers.evaluation.protocol import (EVAL_PRESETS, EvalConfig, Variant, evaluate_variant, heldout_items,
-                                         run_protocol, summarize)
+                                         one_stage_trial, run_protocol, summarize, training_questions)
 from helpers.evaluation.self_evolution import EvolutionConfig, run_self_evolution
 from helpers.evaluation.statistics import (bootstrap_ci, compare_variants, mcnemar_exact, paired_comparison,
                                            paper_table, reflection_gains)
+from helpers.reflection.pipeline import REFLECTION_PRESETS, read_run_records
 from helpers.reflection.stages import TrainingPlan
+from helpers.tasks import TaskItem
 from helpers.tasks.registry import build_items
 
 SMOKE = preset(EVAL_PRESETS, "smoke")
@@ -206,3 +209,83 @@ def test_side_by_side_marks_the_step_the_reflection_points_at():
     assert page.count("<mark") == 1 and "<mark title=\"the reflection points here\">Then 17 - 9 = 9.</mark>" in page
     with pytest.raises(ValueError, match="same question"):
         render_side_by_side(record, {**record, "id": "q2"})
+
+
+# --- issue 14: one protocol per row, and no held-out question in any training round ---------------
+
+def test_one_stage_trial_two_is_the_models_own_answer_never_a_separate_retry(recording_tiny_engine):
+    items = build_items(["basic_arithmetic", "syllogism_mc"], 2, seed=3)
+    records = run_protocol(recording_tiny_engine, items, Variant("noise", "noise", "one_stage"), SMOKE)
+    prompts = [str(prompt) for call, _ in recording_tiny_engine.calls for prompt in call]
+    assert not any("Now solve the question again." in p for p in prompts), \
+        "a one-stage row must not fall back to the two-stage retry prompt: that mixes two protocols in one row"
+    assert len(recording_tiny_engine.calls) == 2, "trial 1, then one generation holding reflection and answer"
+    assert any(r["trial2"] is not None for r in records), "the noise model fails: its records need a trial 2"
+
+
+def test_one_stage_output_without_an_answer_after_the_reflection_is_a_failed_second_trial():
+    item = build_items(["basic_arithmetic"], 1, seed=3)[0]
+    reflection, trial2 = one_stage_trial(item, f"I wrote {item.answer} too late; the plan is to recompute.")
+    assert reflection.startswith("I wrote") and trial2["answer"] is None and not trial2["correct"], \
+        "a number inside the reflection is not an answer in the task's format"
+    reflection, trial2 = one_stage_trial(item, f"Recompute.\nThought: done.\nAction: Finish[{item.answer}]")
+    assert reflection == "Recompute." and trial2["answer"] == item.answer and trial2["correct"]
+
+
+def _raw(questions, run):
+    """A generation run folder whose raw records ask ``questions`` (first trial failed, no retry)."""
+    atomic_write_jsonl(run / "raw.jsonl", [
+        {"id": f"r{n}", "question": q, "answer": "1", "output": [
+            {"generated_answer": "0", "reflections": [], "is_correct": False, "trial": 1,
+             "reasoning": "Thought: 0\nObservation: Answer is INCORRECT"}]} for n, q in enumerate(questions)])
+    return run
+
+
+def test_cli_evaluate_exclude_removes_every_question_the_listed_runs_trained_on(tmp_path, tiny_lm_dir):
+    asked = [i.question for i in heldout_items(EvalConfig(tasks=("gcd",), unseen_tasks=(), n_per_task=4, seed=7))]
+    _raw(asked[:2], tmp_path / "run")
+    _raw(asked[2:3], tmp_path / "evo" / "round-2" / "data")  # a self-evolution folder: every round counts
+    out = tmp_path / "result.json"
+    command = [sys.executable, "-m", "helpers", "reflect", "evaluate", "--model", str(tiny_lm_dir), "--tasks", "gcd",
+               "--n-questions", "4", "--seed", "7", "--profile", "smoke", "--exclude", str(tmp_path / "run"),
+               str(tmp_path / "evo"), "--out", str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    evaluated = {r["question"] for r in json.loads(out.read_text())["records"]}
+    assert len(evaluated) == 4 and not evaluated & set(asked[:3]), "trained questions were evaluated"
+
+
+def test_self_evolution_refuses_round_one_data_holding_heldout_questions(tmp_path, tiny_lm_dir):
+    data = _run_folder(tmp_path / "round1-data")
+    items = [TaskItem(id="h1", task="arith", domain="math", question="What is 2+2?", answer="4",
+                      answer_format="math", checker="math")]
+    cfg = EvolutionConfig(recipe=str(configs_dir() / "sft_qa.yaml"), rounds=1, training=TrainingPlan(max_steps=1))
+    with pytest.raises(UserError, match="held-out"):
+        run_self_evolution(cfg, str(tiny_lm_dir), items, SMOKE, tmp_path / "evo", first_round_data=data)
+    assert not (tmp_path / "evo").exists(), "refused before any round ran"
+
+
+def test_self_evolution_rounds_use_their_own_folders_and_no_heldout_question(tmp_path, tiny_lm_dir):
+    data = _run_folder(tmp_path / "notebook01")
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    generation = preset(REFLECTION_PRESETS, "smoke", tasks=("gcd",), n_questions=6, seed=0)
+    cfg = EvolutionConfig(recipe=str(configs_dir() / "sft_qa.yaml"), rounds=2, generation=generation,
+                          training=TrainingPlan(max_steps=1, per_device_train_batch_size=2))
+    items = build_items(["gcd"], 6, seed=generation.seed + 2)  # what round 2 would ask, were nothing excluded
+    heldout = {item.question for item in items}
+    result = run_self_evolution(cfg, str(tiny_lm_dir), items, SMOKE, tmp_path / "evo", first_round_data=data)
+    assert list(result.table["round"]) == [0, 1, 2]
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before, "a round rewrote notebook 01's files"
+    for k in (1, 2):
+        folder = tmp_path / "evo" / f"round-{k}" / "data"
+        assert (folder / "d_plus.jsonl").exists(), f"round {k} must curate into its own folder"
+        trained = {r["question"] for r in read_run_records(folder)}
+        assert trained and not trained & heldout, f"round {k} trained on held-out questions"
+    every_round = training_questions(tmp_path / "evo")
+    assert {r["question"] for r in read_run_records(data)} <= every_round
+    assert {r["question"] for r in read_run_records(tmp_path / "evo" / "round-2" / "data")} <= every_round
+    merged = tmp_path / "evo" / "round-2" / "model" / "merged" / "config.json"
+    stamp = merged.stat().st_mtime_ns
+    again = run_self_evolution(cfg, str(tiny_lm_dir), items, SMOKE, tmp_path / "evo", first_round_data=data)
+    assert merged.stat().st_mtime_ns == stamp, "a finished round must not be trained again"
+    pd.testing.assert_frame_equal(again.table, result.table)

@@ -1,3 +1,4 @@
+import dataclasses
 import sys
 import types
 
@@ -109,9 +110,9 @@ def test_helpers_for_prompts_and_stops(lm):
     assert SamplingParams(stop="\n").stop == ("\n",)
 
 
-def test_vllm_backend_maps_the_interface(monkeypatch, lm):
+def test_vllm_backend_maps_the_interface(monkeypatch, tiny_engine):
     """vLLM needs a GPU: a stand-in module checks that requests and results are translated."""
-    _, tokenizer = lm
+    tokenizer = tiny_engine.tokenizer  # the embedded LM's tokenizer and chat template
     seen = {}
 
     class FakeLLM:
@@ -123,6 +124,9 @@ def test_vllm_backend_maps_the_interface(monkeypatch, lm):
 
         def generate(self, requests, sampling, use_tqdm=False):
             seen.setdefault("requests", []).append((requests, sampling))
+            if isinstance(sampling, list):  # one SamplingParams per prompt
+                assert len(sampling) == len(requests)
+                sampling = sampling[0]
             if sampling.kwargs.get("prompt_logprobs"):
                 return [types.SimpleNamespace(
                     prompt_token_ids=r["prompt_token_ids"],
@@ -140,7 +144,13 @@ def test_vllm_backend_maps_the_interface(monkeypatch, lm):
     assert out == [[Completion("ok", 2, "stop")] * 2]
     texts, sampling = seen["requests"][0]
     assert texts[0].endswith("<|im_start|>assistant\n"), "chat template must be applied before vLLM"
-    assert sampling.kwargs["max_tokens"] == 7 and sampling.kwargs["stop"] == ["\n"]
+    assert sampling[0].kwargs["max_tokens"] == 7 and sampling[0].kwargs["stop"] == ["\n"]
+    same = [[{"role": "user", "content": "Hi"}]] * 2
+    engine.generate(same, SamplingParams(temperature=1.0, seed=5))
+    engine.generate(same, SamplingParams(temperature=1.0, seed=6))
+    seeds = [[p.kwargs["seed"] for p in sampling] for _, sampling in seen["requests"][1:]]
+    assert len({seed for pair in seeds for seed in pair}) == 4, \
+        f"vLLM seeds each request: equal seeds {seeds} make equal prompts give equal samples"
     scores = engine.logprobs(["The sky is"], [" blue today"])
     n_cont = len(tokenizer(" blue today", add_special_tokens=False)["input_ids"])
     assert scores[0].total == pytest.approx(-0.5 * n_cont) and len(scores[0].tokens) == n_cont
@@ -149,3 +159,17 @@ def test_vllm_backend_maps_the_interface(monkeypatch, lm):
 def test_hf_engine_from_name_is_the_cpu_default():
     engine = make_engine(backend="hf", batch_size=2)
     assert isinstance(engine, HFEngine) and engine.batch_size == 2
+
+
+def test_sampling_follows_the_seed_and_leaves_the_callers_generator_alone(tiny_engine):
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=1)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = tiny_engine.generate(["Hello", "Hello"], params, progress=False)
+    assert torch.equal(torch.rand(3), expected), \
+        "generate must not reseed the caller's global generator (torch.manual_seed): fork it, then seed the fork"
+    assert tiny_engine.generate(["Hello", "Hello"], params, progress=False) == first, "the same seed, the same samples"
+    other = tiny_engine.generate(["Hello", "Hello"], dataclasses.replace(params, seed=2), progress=False)
+    assert other != first, "another seed (another chunk) must give another random stream"
+    assert len({c.text for out in first for c in out}) == 4, "every prompt and copy gets its own draws"

@@ -1,6 +1,7 @@
 """Reflection data: instruction pool, prompts, the pipeline on the real embedded LM, resume after a
 kill, sharding, curation, and ReflectEvo format round trips."""
 
+import inspect
 import json
 import os
 import signal
@@ -15,8 +16,8 @@ from helpers.reflection import curation, formats
 from helpers.reflection.analysis import by_instruction, by_task, failure_cases, reflection_lengths
 from helpers.reflection.pipeline import (REFLECTION_PRESETS, Engines, _trial_output, choose_instructions, generate,
                                          parse_shard, read_run_records, select_items)
-from helpers.reflection.prompts import (PLAN_LEVELS, REVIEW_FOCUSES, VERIFICATION_STYLES, instruction_pool,
-                                        reflect_prompt, retry_prompt)
+from helpers.reflection.prompts import (PLAN_LEVELS, REVIEW_FOCUSES, VERIFICATION_STYLES, Instruction,
+                                        instruction_pool, reflect_prompt, retry_prompt)
 from helpers.tasks.registry import build_items
 from helpers.widgets import case_browser, filter_cases, render_case
 
@@ -200,3 +201,105 @@ def test_analysis_tables_on_hand_made_records():
     page = render_case(dict(cases[1], question="Is 1 < 2 & 3 > 2?"))
     assert "The format of my answer was wrong." in page and "&lt; 2 &amp; 3" in page and "INCORRECT" in page
     assert case_browser(cases).children, "the browser widget should build"
+
+
+# --- issue 14: prompts stored with curated records, pairs under one prompt, sampling streams -----
+
+def _structure(prompt):
+    """``str`` or ``[str, str]``: how a curated file lays out its reason_prompt."""
+    return [type(part).__name__ for part in prompt] if isinstance(prompt, list) else type(prompt).__name__
+
+
+def test_curated_reason_prompts_are_each_records_full_trial_prompts_as_in_the_release(shared_data, tiny_engine):
+    folder = shared_data / "reflectevo_formats"
+    raw = formats.read_records(folder / "example_Reflection_raw.jsonl", kind="raw")
+    curated = {"example_D+.jsonl": curation.curate_d_plus(raw), "example_D+-.jsonl": curation.curate_d_plus_minus(raw),
+               "example_Dpref.jsonl": curation.curate_d_pref(raw, tiny_engine)}
+    for name, ours in curated.items():
+        release = formats.read_records(folder / name)
+        expected = {_structure(r["reason_prompt"]) if isinstance(r["reason_prompt"], str)
+                    else tuple(_structure(r["reason_prompt"])) for r in release}
+        assert len(expected) == 1 and ours, f"{name}: one layout in the release, and curated records to compare"
+        for release_record in release:  # the property holds in the release itself
+            prompts = release_record["reason_prompt"]
+            assert release_record["question"] in (prompts if isinstance(prompts, str) else prompts[0])
+        for record in ours:
+            layout = _structure(record["reason_prompt"])
+            assert (layout if isinstance(layout, str) else tuple(layout)) in expected, \
+                f"{name}: reason_prompt laid out as {layout}, the release as {expected}"
+            prompts = [record["reason_prompt"]] if isinstance(record["reason_prompt"], str) else record["reason_prompt"]
+            for prompt in prompts:
+                assert record["question"] in prompt, f"{name}: the reason prompt must hold the record's own question, " \
+                                                      f"not only the worked examples: {prompt[:120]!r}"
+    for record in curated["example_D+.jsonl"]:
+        trial2 = record["reason_prompt"][1]
+        assert record["reflections"].strip() in trial2 and record["first_trial_reasoning"].strip() in trial2, \
+            "the trial-2 prompt holds the failed trial and the reflection the second trial was written after"
+    questions = {r["question"] for r in curated["example_D+.jsonl"]}
+    assert len({r["reason_prompt"][0] for r in curated["example_D+.jsonl"]}) == len(questions)
+
+
+def _trial(answer, correct, reflection=None, instruction=None):
+    output = {"generated_answer": answer, "reflections": [reflection] if reflection else [], "trial": 2 if reflection else 1,
+              "reasoning": f"Thought: it is {answer}.\nAction: Finish[{answer}]\n"
+                           f"Observation: Answer is {'CORRECT' if correct else 'INCORRECT'}", "is_correct": correct}
+    return {**output, "instruction": instruction} if instruction else output
+
+
+TRACE, REVIEW = "trace/calculation/high_level", "review/context/low_level"
+TWO_INSTRUCTIONS = [{"id": "q1", "question": "What is 6*7?", "answer": "42", "output": [
+    _trial("48", False),
+    _trial("42", True, "I multiplied 6 by 8 instead of 7; recompute the product.", TRACE),
+    _trial("36", False, "I mixed up the factors and subtracted; check each factor.", TRACE),
+    _trial("42", True, "I misread the question as 6 times 8; read it again slowly.", REVIEW)]}]
+
+
+def test_preference_pairs_hold_two_reflections_written_under_the_pairs_prompt(tiny_engine):
+    written_under = {o["reflections"][0]: o["instruction"] for o in TWO_INSTRUCTIONS[0]["output"][1:]}
+    pairs = curation.curate_d_plus_minus(TWO_INSTRUCTIONS)
+    prefs = curation.curate_d_pref(TWO_INSTRUCTIONS, tiny_engine, max_pairs=10)
+    assert len(pairs) == 1, "only the TRACE reflections form a (correct, wrong) pair under one instruction"
+    assert len(prefs) == 1, "only the two TRACE reflections were written under the same instruction"
+    record = TWO_INSTRUCTIONS[0]
+    for pair in pairs + prefs:
+        instruction = written_under[pair["reflection_chosen"]]
+        assert written_under[pair["reflection_rejected"]] == instruction, \
+            "DPO compares two completions of one prompt: the rejected reflection was written under another instruction"
+        expected = reflect_prompt(record["question"], record["output"][0]["reasoning"], Instruction(*instruction.split("/")))
+        assert pair["reflection_prompt"] == expected[0]["content"]
+
+
+def test_instructions_repeat_so_that_reflections_can_be_paired():
+    assert choose_instructions("q", 3, seed=0) == choose_instructions("q", 3, seed=0, per_instruction=1)
+    twice = choose_instructions("q", 5, seed=0, per_instruction=2)
+    assert twice[0] == twice[1] and twice[2] == twice[3] and len({i.id for i in twice}) == 3
+    assert twice[0] == choose_instructions("q", 1, seed=0)[0], "the first instruction is the one evaluation uses"
+    assert SMOKE.reflections_per_instruction >= 2, "without repeated instructions D+- and Dpref stay empty"
+
+
+def test_chunks_sample_reflections_from_streams_of_their_own(recording_tiny_engine, tmp_path):
+    cfg = preset(REFLECTION_PRESETS, "smoke", n_questions=8, chunk_size=4)
+    recording = recording_tiny_engine
+    generate(cfg, tmp_path / "run", engines=Engines(recording, recording), progress=False)
+    seeds = [params.seed for _, params in recording.calls if params.temperature > 0]
+    assert len(seeds) == 2 and seeds[0] != seeds[1], f"two chunks sampled with seeds {seeds}: they share a random stream"
+    records = read_run_records(tmp_path / "run")
+    for record in records:
+        retries = record["output"][1:]
+        if not retries:  # the noise model answered right by chance
+            continue
+        assert [r["instruction"] for r in retries] == [retries[0]["instruction"]] * cfg.n_reflections
+        assert len({r["reflections"][0] for r in retries}) == len(retries), "samples of one prompt must differ"
+    recording.calls.clear()
+    generate(cfg, tmp_path / "again", engines=Engines(recording, recording), progress=False)
+    assert [p.seed for _, p in recording.calls if p.temperature > 0] == seeds, "a chunk redone must get the same stream"
+    assert read_run_records(tmp_path / "again") == records
+
+
+def test_dpref_pairs_per_question_default_to_the_configuration():
+    from helpers.cli import build_parser
+
+    configured = preset(REFLECTION_PRESETS, "default").pref_pairs_per_question
+    assert build_parser().parse_args(["reflect", "curate", "--run", "x"]).pref_pairs_per_question == configured
+    assert inspect.signature(curation.write_curated).parameters["pref_pairs_per_question"].default == configured, \
+        "notebook 01, the CLI and write_curated's callers must curate the same Dpref set"

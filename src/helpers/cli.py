@@ -9,7 +9,7 @@
     python -m helpers reflect curate --run DIR [--judge NAME]  # DIR/d_plus*.jsonl, d_pref.jsonl
     python -m helpers reflect train --recipe configs/NAME.yaml --data RUN_DIR --out MODEL_DIR
     python -m helpers reflect evaluate --model MODEL --tasks T1,T2 [--tasks-file F.jsonl] \
-        --n-questions N --seed S --out RESULT.json     # Acc@t1, Acc@t2 per task and in total
+        --n-questions N --seed S [--exclude RUN_DIR ...] --out RESULT.json  # Acc@t1, Acc@t2 per task, total
 
 Errors of input, settings and files (``helpers.errors.UserError``, missing or unreadable files,
 non-UTF-8 text) print one line ``error: ...`` and exit with status 2, after checking what can be
@@ -99,7 +99,8 @@ def _reflect_generate(args) -> int:
         tasks = ()
     cfg = preset(REFLECTION_PRESETS, args.profile, model=args.model, reflector=args.reflector, tasks=tasks,
                  tasks_file=args.tasks_file, tasks_file_format=args.tasks_file_format,
-                 n_questions=args.n_questions, n_reflections=args.n_reflections, seed=args.seed,
+                 n_questions=args.n_questions, n_reflections=args.n_reflections,
+                 reflections_per_instruction=args.reflections_per_instruction, seed=args.seed,
                  batch_size=args.batch_size, chunk_size=args.chunk_size)
     start = time.perf_counter()
     path = generate(cfg, args.out, shard=parse_shard(args.shard))
@@ -141,7 +142,8 @@ def _reflect_train(args) -> int:
 def _reflect_evaluate(args) -> int:
     from .artifacts import atomic_write_json
     from .config import preset
-    from .evaluation.protocol import EVAL_PRESETS, Variant, evaluate_variant, heldout_items, result_json
+    from .evaluation.protocol import (EVAL_PRESETS, Variant, evaluate_variant, heldout_items, result_json,
+                                      training_questions)
     from .tasks.sandbox import sandbox_description
 
     _apply_sandbox_setting(args)
@@ -151,13 +153,15 @@ def _reflect_evaluate(args) -> int:
     if args.n_questions < 1:
         raise UserError(f"--n-questions must be at least 1, got {args.n_questions}.")
     models.check_model_name(args.model)
+    trained = training_questions(*args.exclude)  # every question the listed runs (all their rounds) asked
     sources = len(tasks) + bool(args.tasks_file)
     cfg = preset(EVAL_PRESETS, args.profile, tasks=tasks, unseen_tasks=(), tasks_file=args.tasks_file,
                  tasks_file_format=args.tasks_file_format, n_per_task=-(-args.n_questions // sources),
                  seed=args.seed, batch_size=args.batch_size)
-    items = heldout_items(cfg)[: args.n_questions]
+    items = heldout_items(cfg, exclude=trained)[: args.n_questions]
     if not items:
-        raise UserError("No held-out questions: the tasks and --tasks-file gave none.")
+        raise UserError("No held-out questions: the tasks and --tasks-file gave none"
+                        + (" outside the --exclude runs." if trained else "."))
     variant = Variant(args.name or Path(args.model).name, args.model, args.mode)
     start = time.perf_counter()
     result = result_json(variant, cfg, evaluate_variant(variant, items, cfg, progress=True))
@@ -203,8 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", help="generator: embedded name, hub id or folder")
     gen.add_argument("--reflector", help="reflector model (default: the generator)")
     _add_task_arguments(gen)
-    add_config_flags(gen, ReflectionConfig, ["n_questions", "n_reflections", "seed", "batch_size", "chunk_size"],
-                     help={"chunk_size": "questions per resumable chunk"})
+    add_config_flags(gen, ReflectionConfig, ["n_questions", "n_reflections", "reflections_per_instruction", "seed",
+                                             "batch_size", "chunk_size"],
+                     help={"chunk_size": "questions per resumable chunk",
+                           "reflections_per_instruction": "reflections sampled per instruction (2 or more lets "
+                                                          "DPO pair them under one prompt)"})
     gen.add_argument("--shard", help="i/N: this machine's share of the questions")
     gen.add_argument("--out", required=True, help="run folder")
     gen.set_defaults(func=_reflect_generate, out_is_folder=True)
@@ -230,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     eva.add_argument("--n-questions", type=int, required=True, help="questions in total, spread over the tasks")
     add_config_flags(eva, EvalConfig, ["seed"], help={"seed": "question seed (default: the profile's, apart from "
                                                                  "every training seed)"})
+    eva.add_argument("--exclude", nargs="+", default=[], metavar="RUN_DIR",
+                     help="leave out every question these runs trained on: `reflect generate` folders, or "
+                          "self-evolution folders (all rounds)")
     eva.add_argument("--mode", default="reflection", choices=["reflection", "plain", "one_stage"],
                      help="how trial 2 is made: after a reflection, a plain retry, or one-stage (reflection + answer)")
     eva.add_argument("--name", help="variant name in the result (default: the model folder name)")

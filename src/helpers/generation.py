@@ -14,10 +14,16 @@ The Hugging Face backend sorts prompts by token length, cuts them into batches o
 (less padding), pads on the left, generates, and puts results back in input order. Greedy output
 of a prompt does not depend on the batch it ran in (tested). On a 2-core CPU, batching is the
 lever: one prompt at a time leaves most of the machine idle (see ``bench/bench_generation.py``).
+
+Sampling is reproducible from ``SamplingParams.seed`` and private to the call: the Hugging Face
+backend seeds a fork of torch's generator (the caller's stream is left as it was), vLLM gets one
+seed per prompt (``derive_seed(seed, i)``), so equal prompts in one call still sample apart.
+Callers give unrelated calls unrelated seeds (e.g. ``reflection.pipeline.chunk_seed``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, Union
@@ -78,6 +84,12 @@ class Engine(Protocol):
                  progress: bool = True) -> list[list[Completion]]: ...
 
     def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[ContinuationScore]: ...
+
+
+def derive_seed(*parts) -> int:
+    """A 32-bit seed from any parts (a run seed and a chunk's first id, a seed and a prompt index):
+    distinct parts give unrelated seeds, the same parts the same seed."""
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "big")
 
 
 def is_chat(prompt: Prompt) -> bool:
@@ -170,25 +182,28 @@ class HFEngine:
         copies = params.n if sampling else 1
         stop_ids = self.end_token_ids()
         results: list[list[Completion]] = [[] for _ in prompts]
-        torch.manual_seed(params.seed)
         bar = tqdm(total=len(prompts), desc="generate", unit="prompt", disable=not progress)
-        for batch in length_sorted_batches([len(e) for e in encoded], self.batch_size):
-            input_ids, mask = self._left_pad([encoded[i] for i in batch])
-            output = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
-                do_sample=sampling, temperature=params.temperature if sampling else None,
-                top_p=params.top_p if sampling else None, top_k=None,
-                num_return_sequences=copies, pad_token_id=self.tokenizer.pad_token_id,
-                stop_strings=list(params.stop) or None, tokenizer=self.tokenizer,
-                cache_implementation=self.cache_implementation,
-            )
-            new_tokens = output[:, input_ids.shape[1]:].tolist()
-            for row, index in enumerate(batch):
-                for copy in range(copies):
-                    results[index].append(self._decode(new_tokens[row * copies + copy], params.stop, stop_ids))
-                if not sampling:
-                    results[index] *= params.n
-            bar.update(len(batch))
+        # transformers samples from torch's global generator: seed a fork of it, so that this call's
+        # stream depends on params.seed alone and the caller's stream is restored afterwards.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(params.seed)
+            for batch in length_sorted_batches([len(e) for e in encoded], self.batch_size):
+                input_ids, mask = self._left_pad([encoded[i] for i in batch])
+                output = self.model.generate(
+                    input_ids=input_ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
+                    do_sample=sampling, temperature=params.temperature if sampling else None,
+                    top_p=params.top_p if sampling else None, top_k=None,
+                    num_return_sequences=copies, pad_token_id=self.tokenizer.pad_token_id,
+                    stop_strings=list(params.stop) or None, tokenizer=self.tokenizer,
+                    cache_implementation=self.cache_implementation,
+                )
+                new_tokens = output[:, input_ids.shape[1]:].tolist()
+                for row, index in enumerate(batch):
+                    for copy in range(copies):
+                        results[index].append(self._decode(new_tokens[row * copies + copy], params.stop, stop_ids))
+                    if not sampling:
+                        results[index] *= params.n
+                bar.update(len(batch))
         bar.close()
         return results
 
@@ -247,9 +262,12 @@ class VLLMEngine:
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams = SamplingParams(),
                  progress: bool = True) -> list[list[Completion]]:
         texts = [render_prompt(self.tokenizer, p) for p in prompts]
-        sampling = self._vllm.SamplingParams(
+        # vLLM seeds each request's own generator: one seed for all would make equal prompts
+        # (the same instruction sampled twice) give equal samples.
+        sampling = [self._vllm.SamplingParams(
             n=params.n, temperature=params.temperature, top_p=params.top_p,
-            max_tokens=params.max_new_tokens, stop=list(params.stop), seed=params.seed)
+            max_tokens=params.max_new_tokens, stop=list(params.stop), seed=derive_seed(params.seed, index))
+            for index in range(len(texts))]
         outputs = self.llm.generate(texts, sampling, use_tqdm=progress)
         return [[Completion(text=o.text, num_tokens=len(o.token_ids),
                             finish_reason="length" if o.finish_reason == "length" else "stop")

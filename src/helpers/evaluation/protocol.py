@@ -18,7 +18,11 @@ The protocol, the same for every variant, greedy decoding throughout:
      again with the reflection in context;
    * ``"plain"``: the variant answers again, told only that its trial was wrong (no reflection);
    * ``"one_stage"``: as ``"reflection"``, but the one-stage SFT model writes the corrected answer
-     right after its reflection; that answer is trial 2 when it holds ``Finish[...]``.
+     right after its reflection, in the same generation (what it was trained to do); trial 2 is
+     what follows the reflection from its first "Thought:" on (``one_stage_trial``). There is no
+     second prompt: an output with no answer after the reflection is a failed trial 2, never
+     retried with the two-stage prompt (that would mix two protocols in one row), and a number
+     inside the reflection is not an answer.
 
 Acc@t1 = trial 1 correct. Acc@t2 = trial 1 correct, or trial 2 correct after the oracle said
 trial 1 failed (the paper's metric). Acc@self = trial 1 when the variant judged it correct, else
@@ -35,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..artifacts import cached, to_jsonable
+from ..errors import UserError
 from ..generation import Engine, SamplingParams, make_engine
 from ..models import model_fingerprint
 from ..reflection.pipeline import (DEFAULT_TASK_MIX, ReflectionConfig, choose_instructions, first_trials,
@@ -43,7 +48,7 @@ from ..reflection.prompts import (INCORRECT, REFLECTION_STOP, plain_retry_prompt
                                   self_judge_prompt, without_verdict)
 from ..tasks import TaskItem, check
 from ..tasks.loaders import read_data_source_jsonl
-from ..tasks.registry import TASKS, parse_task_names
+from ..tasks.registry import build_items, parse_task_names
 
 MODES = ("reflection", "plain", "one_stage")
 
@@ -87,8 +92,17 @@ class Variant:
 
 
 def training_questions(*run_dirs: Path | str) -> set[str]:
-    """Question texts of generation runs, to keep them out of the held-out set."""
-    return {record["question"] for run in run_dirs for record in read_run_records(run)}
+    """Question texts of generation runs, to keep them out of the held-out set. A folder without
+    ``raw*.jsonl`` of its own counts every run folder below it (a self-evolution folder: every
+    round's ``round-k/data``)."""
+    questions = set()
+    for run in map(Path, run_dirs):
+        runs = [run] if any(run.glob("raw*.jsonl")) else sorted({p.parent for p in run.rglob("raw*.jsonl")})
+        if not runs:
+            raise UserError(f"{run} holds no generation run (no raw*.jsonl in it or below it): pass the folder of "
+                            "`reflect generate` or of a self-evolution run.")
+        questions |= {record["question"] for folder in runs for record in read_run_records(folder)}
+    return questions
 
 
 def heldout_items(cfg: EvalConfig, exclude: set[str] = frozenset()) -> list[TaskItem]:
@@ -97,9 +111,8 @@ def heldout_items(cfg: EvalConfig, exclude: set[str] = frozenset()) -> list[Task
     names = [*cfg.tasks, *[t for t in cfg.unseen_tasks if t not in cfg.tasks]]
     per_task = []
     for name in parse_task_names(names) if names else []:
-        # small answer spaces repeat questions across seeds: draw extra and drop the seen ones
-        candidates = TASKS[name].build(3 * cfg.n_per_task, cfg.seed)
-        per_task.append([item for item in candidates if item.question not in exclude][: cfg.n_per_task])
+        # small answer spaces repeat questions across seeds: build_items draws on past the excluded ones
+        per_task.append(build_items([name], cfg.n_per_task, cfg.seed, exclude))
         if len(per_task[-1]) < cfg.n_per_task:
             warnings.warn(f"Task {name}: only {len(per_task[-1])} of {cfg.n_per_task} held-out questions are not in the "
                           "training data (its question space is small at this difficulty).", stacklevel=2)
@@ -129,10 +142,12 @@ def _trial(item: TaskItem, text: str) -> dict:
     return {"text": text.strip(), "answer": verdict.extracted, "correct": verdict.correct}
 
 
-def _split_one_stage(text: str) -> tuple[str, str | None]:
-    """The one-stage model's output: the reflection, then "Thought: ..." with the corrected answer."""
+def one_stage_trial(item: TaskItem, text: str) -> tuple[str, dict]:
+    """The one-stage model's output split into its reflection and its trial 2: "Thought: ..." with
+    the corrected answer, checked like every trial; with no "Thought:" the whole output is the
+    reflection and trial 2 holds no answer."""
     head, sep, tail = text.partition("Thought:")
-    return head.strip(), (sep + tail) if sep else None
+    return head.strip(), _trial(item, sep + tail)
 
 
 def run_protocol(engine: Engine, items: list[TaskItem], variant: Variant, cfg: EvalConfig,
@@ -154,7 +169,7 @@ def run_protocol(engine: Engine, items: list[TaskItem], variant: Variant, cfg: E
     retry = [(item, rec) for item, rec in zip(items, records)
              if not rec["trial1"]["correct"] or not rec["judged_correct"]]
     failed_text = {rec["id"]: f"{rec['trial1']['text']}\n{INCORRECT}" for _, rec in retry}
-    second: dict[str, str | None] = {rec["id"]: None for _, rec in retry}
+    prompts = {}
     if variant.mode == "plain":
         prompts = {rec["id"]: plain_retry_prompt(item.question, failed_text[rec["id"]]) for item, rec in retry}
     else:
@@ -164,22 +179,20 @@ def run_protocol(engine: Engine, items: list[TaskItem], variant: Variant, cfg: E
         instructions = [choose_instructions(item.id, 1, cfg.seed)[0] for item, _ in retry]
         outputs = engine.generate([reflect_prompt(item.question, failed_text[rec["id"]], instruction)
                                    for (item, rec), instruction in zip(retry, instructions)], params, progress=progress)
-        prompts = {}
         for (item, rec), instruction, output in zip(retry, instructions, outputs):
-            reflection, answer = (_split_one_stage(output[0].text) if variant.mode == "one_stage"
-                                  else (output[0].text.strip(), None))
-            rec["instruction"], rec["reflection"] = instruction.id, reflection
-            if answer is not None and check(item, answer).extracted is not None:
-                second[rec["id"]] = answer
+            rec["instruction"] = instruction.id
+            if variant.mode == "one_stage":
+                rec["reflection"], rec["trial2"] = one_stage_trial(item, output[0].text)
             else:
-                prompts[rec["id"]] = retry_prompt(item.question, failed_text[rec["id"]], reflection)
+                rec["reflection"] = output[0].text.strip()
+                prompts[rec["id"]] = retry_prompt(item.question, failed_text[rec["id"]], rec["reflection"])
     ids = list(prompts)
     texts = engine.generate([prefixed_prompt(engine, prompts[i]) for i in ids], trial_sampling(gen_cfg),
-                            progress=progress)
-    second.update({i: "Thought:" + out[0].text for i, out in zip(ids, texts)})
-    by_id = {item.id: item for item in items}
-    for _, rec in retry:
-        rec["trial2"] = _trial(by_id[rec["id"]], second[rec["id"]])
+                            progress=progress) if ids else []
+    retried = {rec["id"]: (item, rec) for item, rec in retry}
+    for i, out in zip(ids, texts):
+        item, rec = retried[i]
+        rec["trial2"] = _trial(item, "Thought:" + out[0].text)
     for rec in records:
         t1, t2 = rec["trial1"]["correct"], bool(rec["trial2"] and rec["trial2"]["correct"])
         rec["correct_t1"], rec["correct_t2"] = t1, t1 or t2

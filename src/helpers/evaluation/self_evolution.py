@@ -8,8 +8,13 @@
 Round 0 is the base model. Round k (k >= 1) takes a generation run made by the round-(k-1) model
 (``first_round_data`` may supply round 1's, e.g. notebook 01's run of the base model), curates it,
 trains ``cfg.recipe`` starting from the round-(k-1) model, and evaluates the result on the same
-held-out items. Every round's data, model and evaluation live under ``out_dir/round-k/``; a
-rerun resumes generation and reuses finished models and evaluations.
+held-out items. Every round's data (raw records and curated sets), model and evaluation live under
+``out_dir/round-k/``: round 1 copies ``first_round_data``'s raw records into ``round-k/data`` and
+curates there, never into the source folder. No round trains on a held-out question: rounds k >= 2
+generate with ``seed + k`` but skip the held-out questions, and round-1 data holding one is
+refused. ``training_questions(out_dir)`` (``reflect evaluate --exclude out_dir``) therefore finds
+every question any round trained on. A rerun resumes generation and reuses finished models and
+evaluations.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import project_root
+from ..errors import UserError
 from ..generation import make_engine
 from ..reflection.curation import curate_d_plus, curate_d_plus_minus, curate_d_pref
 from ..reflection.formats import write_records
@@ -72,6 +78,21 @@ def curate_round(run_dir: Path, judge_model: str, needs_pref: bool, cfg: Reflect
     return {name: len(curated) for name, curated in sets.items()}
 
 
+def round_data(round_dir: Path, k: int, model: str, cfg: EvolutionConfig, heldout: set[str],
+               first_round_data: Path | str | None = None, progress: bool = False) -> Path:
+    """``round_dir/data``, holding the raw records round ``k`` trains on: for round 1, a copy of
+    ``first_round_data``'s (refused when they hold a held-out question); else a generation run of
+    ``model`` with seed ``seed + k`` that leaves the held-out questions out."""
+    data_dir = round_dir / "data"
+    if k == 1 and first_round_data:
+        records = read_run_records(first_round_data)
+        write_records(data_dir / "raw.jsonl", records)
+    else:
+        generate(dataclasses.replace(cfg.generation, model=model, seed=cfg.generation.seed + k), data_dir,
+                 progress=progress, exclude=heldout)
+    return data_dir
+
+
 def run_self_evolution(cfg: EvolutionConfig, base_model: str, items: list[TaskItem], eval_cfg: EvalConfig,
                        out_dir: Path | str, first_round_data: Path | str | None = None,
                        first_round_model: Path | str | None = None, known_records: dict[int, list[dict]] | None = None,
@@ -80,6 +101,12 @@ def run_self_evolution(cfg: EvolutionConfig, base_model: str, items: list[TaskIt
     trained with ``cfg.recipe`` on ``first_round_data``; ``known_records`` holds evaluations of
     rounds already made on the same items with the same protocol (e.g. round 0, the base model)."""
     out_dir = Path(out_dir)
+    heldout = {item.question for item in items}
+    if first_round_data:
+        overlap = heldout & {record["question"] for record in read_run_records(first_round_data)}
+        if overlap:
+            raise UserError(f"{first_round_data} holds {len(overlap)} of the held-out questions: round 1 would train "
+                            "on them. Build the items with heldout_items(cfg, exclude=training_questions(run)).")
     recipe_path = _recipe_path(cfg.recipe)
     recipe = load_recipe(recipe_path, out_dir)
     mode = "one_stage" if recipe.name == "sft_one_stage" else "reflection"
@@ -89,10 +116,7 @@ def run_self_evolution(cfg: EvolutionConfig, base_model: str, items: list[TaskIt
         round_dir = out_dir / f"round-{k}"
         sizes: dict[str, int] = {}
         if k > 0:
-            data_dir = Path(first_round_data) if k == 1 and first_round_data else round_dir / "data"
-            if data_dir == round_dir / "data":
-                generate(dataclasses.replace(cfg.generation, model=models[-1], seed=cfg.generation.seed + k),
-                         data_dir, progress=progress)
+            data_dir = round_data(round_dir, k, models[-1], cfg, heldout, first_round_data, progress)
             sizes = curate_round(data_dir, models[-1], recipe.data == "d_pref", cfg.generation)
             merged = round_dir / "model" / "merged"
             if k == 1 and first_round_model:

@@ -9,6 +9,12 @@ Reflections shorter than ``MIN_REFLECTION_WORDS`` words are left out of all thre
   reflections and is scored on answering "A" or "B"; each pair is judged in both orders and the
   log-probabilities averaged, which cancels the judge's preference for a position.
 
+Both kinds of pairs join only reflections written under the same instruction, so that the pair's
+``reflection_prompt`` is the prompt of both (the pipeline samples each instruction
+``reflections_per_instruction`` times for this). As in the release, ``reason_prompt`` holds the
+full prompts as text (``prompts.prompt_text``): in D+ the trial-1 and the trial-2 prompt, in the
+pairs the trial-1 prompt only (each side's trial 2 followed its own reflection).
+
     d_plus, d_plus_minus = curate_d_plus(records), curate_d_plus_minus(records)
     d_pref = curate_d_pref(records, judge_engine)
     write_curated(run_dir, judge_engine)       # writes d_plus.jsonl, d_plus_minus.jsonl, d_pref.jsonl
@@ -21,7 +27,8 @@ from pathlib import Path
 
 from ..generation import Engine
 from .formats import write_records
-from .prompts import Instruction, reason_prompt, reflect_prompt, retry_prompt
+from .pipeline import ReflectionConfig
+from .prompts import Instruction, prompt_text, reason_prompt, reflect_prompt, retry_prompt
 
 MAX_PAIRS_PER_QUESTION = 4
 # Shorter "reflections" are degenerate samples ("Question:", "Your answer was A."), not training data.
@@ -39,17 +46,19 @@ def _instruction(output: dict) -> Instruction | None:
     return Instruction(*parts) if len(parts) == 3 else None
 
 
-def _prompts(record: dict, output: dict) -> tuple[list[str], str | None]:
-    """The first and second trial prompts and the reflection prompt, as text (release layout).
-    Records from the release carry no instruction id, so their reflection prompt is unknown."""
-    first = record["output"][0]
-    question = record["question"]
-    reflection = output["reflections"][0] if output["reflections"] else ""
-    reason = [reason_prompt(question)[0]["content"],
-              retry_prompt(question, first["reasoning"], reflection)[0]["content"]]
+def _trial_prompts(record: dict, output: dict) -> list[str]:
+    """The full trial-1 prompt and the trial-2 prompt ``output`` answered, as text."""
+    question, failed = record["question"], record["output"][0]["reasoning"]
+    return [prompt_text(reason_prompt(question)), prompt_text(retry_prompt(question, failed, output["reflections"][0]))]
+
+
+def _reflection_prompt(record: dict, output: dict) -> str | None:
+    """The reflection prompt ``output``'s reflection was written after. Records from the release
+    carry no instruction id, so theirs is unknown (training rebuilds one)."""
     instruction = _instruction(output)
-    reflect = reflect_prompt(question, first["reasoning"], instruction)[0]["content"] if instruction else None
-    return reason, reflect
+    if instruction is None:
+        return None
+    return reflect_prompt(record["question"], record["output"][0]["reasoning"], instruction)[0]["content"]
 
 
 def _failed_with_retries(records: list[dict]):
@@ -72,16 +81,29 @@ def curate_d_plus(records: list[dict]) -> list[dict]:
     for record, first, retries in _failed_with_retries(records):
         for k, output in enumerate(retries):
             if output["is_correct"]:
-                reason, reflect = _prompts(record, output)
                 curated.append({**_base(record, first, str(k)), "second_trial_reasoning": output["reasoning"],
                                 "second_trial_answer": output["generated_answer"],
-                                "reflections": output["reflections"][0], "reason_prompt": reason,
-                                "reflect_prompt": reflect})
+                                "reflections": output["reflections"][0],
+                                "reason_prompt": _trial_prompts(record, output),
+                                "reflect_prompt": _reflection_prompt(record, output)})
     return curated
 
 
+def _by_instruction(retries: list[dict]) -> list[list[dict]]:
+    """The retries grouped by the instruction their reflection followed, in order of appearance.
+
+    A DPO pair is two completions of one prompt (trl's prompt/chosen/rejected rows hold a single
+    prompt; the implicit-prompt format would only move the differing instructions into the
+    completions, where the loss would score prompt text). So pairs are made within a group only.
+    Release records carry no instruction id: theirs form one group, as the release's own pairs do.
+    """
+    groups: dict[str | None, list[dict]] = {}
+    for output in retries:
+        groups.setdefault(output.get("instruction"), []).append(output)
+    return list(groups.values())
+
+
 def _pair(record: dict, first: dict, chosen: dict, rejected: dict, suffix: str) -> dict:
-    reason, reflect = _prompts(record, chosen)
     return {**_base(record, first, suffix),
             "second_trial_reasoning_chosen": chosen["reasoning"],
             "second_trial_answer_chosen": chosen["generated_answer"],
@@ -89,16 +111,19 @@ def _pair(record: dict, first: dict, chosen: dict, rejected: dict, suffix: str) 
             "second_trial_reasoning_rejected": rejected["reasoning"],
             "second_trial_answer_rejected": rejected["generated_answer"],
             "reflection_rejected": rejected["reflections"][0],
-            "reason_prompt": reason, "reflection_prompt": reflect}
+            "reason_prompt": _trial_prompts(record, chosen)[0],
+            "reflection_prompt": _reflection_prompt(record, chosen)}
 
 
 def curate_d_plus_minus(records: list[dict], max_pairs: int = MAX_PAIRS_PER_QUESTION) -> list[dict]:
-    """D+-: (correct, wrong) reflection pairs on the same failed question."""
+    """D+-: (correct, wrong) pairs of reflections written under the same instruction on the same
+    failed question."""
     curated = []
     for record, first, retries in _failed_with_retries(records):
-        good = [o for o in retries if o["is_correct"]]
-        bad = [o for o in retries if not o["is_correct"]]
-        for n, (chosen, rejected) in enumerate(itertools.islice(itertools.product(good, bad), max_pairs)):
+        candidates = itertools.chain.from_iterable(
+            itertools.product([o for o in group if o["is_correct"]], [o for o in group if not o["is_correct"]])
+            for group in _by_instruction(retries))
+        for n, (chosen, rejected) in enumerate(itertools.islice(candidates, max_pairs)):
             curated.append(_pair(record, first, chosen, rejected, f"pm{n}"))
     return curated
 
@@ -122,11 +147,13 @@ def judge_pairs(engine: Engine, cases: list[tuple[dict, str, str]]) -> list[floa
 
 
 def curate_d_pref(records: list[dict], judge: Engine, max_pairs: int = MAX_PAIRS_PER_QUESTION) -> list[dict]:
-    """Dpref: pairs of reflections on the same failure, ordered by the LM judge."""
+    """Dpref: pairs of distinct reflections written under the same instruction on the same failure,
+    ordered by the LM judge."""
     cases, origins = [], []
     for record, first, retries in _failed_with_retries(records):
-        distinct = {o["reflections"][0]: o for o in retries if o["reflections"][0].strip()}
-        for a, b in itertools.islice(itertools.combinations(distinct.values(), 2), max_pairs):
+        groups = [{o["reflections"][0]: o for o in group}.values() for group in _by_instruction(retries)]
+        candidates = itertools.chain.from_iterable(itertools.combinations(group, 2) for group in groups)
+        for a, b in itertools.islice(candidates, max_pairs):
             cases.append((record, a["reflections"][0], b["reflections"][0]))
             origins.append((record, first, a, b))
     if not cases:
@@ -140,7 +167,7 @@ def curate_d_pref(records: list[dict], judge: Engine, max_pairs: int = MAX_PAIRS
 
 
 def write_curated(run_dir: Path | str, records: list[dict], judge: Engine,
-                  pref_pairs_per_question: int = MAX_PAIRS_PER_QUESTION) -> dict[str, int]:
+                  pref_pairs_per_question: int = ReflectionConfig.pref_pairs_per_question) -> dict[str, int]:
     """Write ``d_plus.jsonl``, ``d_plus_minus.jsonl`` and ``d_pref.jsonl`` into ``run_dir``;
     return their sizes."""
     run_dir = Path(run_dir)

@@ -5,7 +5,10 @@
 
 For each question: trial 1 (greedy) is checked against the gold answer; when it failed, the
 reflector samples ``n_reflections`` reflections, each following one instruction of the 32-item
-pool; for each reflection the generator answers again (trial 2, greedy) and is checked again.
+pool, ``reflections_per_instruction`` of them per instruction (so that reflections can be paired
+under one prompt for DPO); for each reflection the generator answers again (trial 2, greedy) and
+is checked again. ``generate(..., exclude=questions)`` leaves those questions out (an evaluation's
+held-out set) and takes the next ones of each task instead.
 Questions are processed in chunks cut from the run's full question list, so a chunk holds the
 same questions however often the run was interrupted; each chunk samples its reflections from its
 own seed (derived from the run's seed and the chunk's first question). Every finished question is
@@ -21,7 +24,6 @@ before any model loads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -32,7 +34,7 @@ from typing import Iterator
 from ..artifacts import (append_jsonl, numbered_jsonl, read_jsonl, read_text, repair_jsonl, run_lock,
                          same_settings_or_refuse, write_manifest)
 from ..errors import UserError
-from ..generation import Engine, SamplingParams, make_engine, render_prompt
+from ..generation import Engine, SamplingParams, derive_seed, make_engine, render_prompt
 from ..models import default_device, model_fingerprint, resolve_dtype
 from ..tasks import TaskItem, check
 from ..tasks.loaders import read_data_source_jsonl
@@ -57,6 +59,9 @@ class ReflectionConfig:
     tasks_file_format: str = "choice"  # answer format of the file's questions (choice, text, math, code)
     n_questions: int = 300  # in total, spread evenly over the tasks (the file counts as one task)
     n_reflections: int = 3  # sampled per failed question
+    # Each instruction is sampled this many times in a row: DPO pairs need two reflections written
+    # under the same prompt (see curation); 1 gives every reflection its own instruction.
+    reflections_per_instruction: int = 2
     reflection_temperature: float = 0.8
     reflection_top_p: float = 0.95
     trial_max_new_tokens: int = 80
@@ -69,8 +74,8 @@ class ReflectionConfig:
     pref_pairs_per_question: int = 1  # reflection pairs judged per failed question
 
     def __post_init__(self):
-        for name in ("n_questions", "n_reflections", "trial_max_new_tokens", "reflection_max_new_tokens",
-                     "batch_size", "chunk_size", "pref_pairs_per_question"):
+        for name in ("n_questions", "n_reflections", "reflections_per_instruction", "trial_max_new_tokens",
+                     "reflection_max_new_tokens", "batch_size", "chunk_size", "pref_pairs_per_question"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise UserError(f"{name} must be a whole number of at least 1, got {value!r} "
@@ -115,18 +120,20 @@ def manifest_file(shard: tuple[int, int] | None) -> str:
     return "manifest.json" if shard is None else f"manifest-shard-{shard[0]}-of-{shard[1]}.json"
 
 
-def select_items(cfg: ReflectionConfig, shard: tuple[int, int] | None = None) -> list[TaskItem]:
+def select_items(cfg: ReflectionConfig, shard: tuple[int, int] | None = None,
+                 exclude: frozenset[str] | set[str] = frozenset()) -> list[TaskItem]:
     """The run's questions, in order: ``n_questions`` spread over the tasks (and the tasks file),
-    then this shard's share."""
+    none of whose text is in ``exclude``, then this shard's share."""
     tasks = parse_task_names(list(cfg.tasks)) if cfg.tasks or not cfg.tasks_file else []
     sources = len(tasks) + (cfg.tasks_file is not None)
     per_task = -(-cfg.n_questions // sources)
     file_items = []
     if cfg.tasks_file:
         path = Path(cfg.tasks_file)
-        file_items = read_data_source_jsonl(path, task=path.stem, domain="custom",
-                                            answer_format=cfg.tasks_file_format)[:per_task]
-    registry_items = build_items(tasks, per_task, cfg.seed) if tasks else []
+        file_items = [item for item in read_data_source_jsonl(path, task=path.stem, domain="custom",
+                                                              answer_format=cfg.tasks_file_format)
+                      if item.question not in exclude][:per_task]
+    registry_items = build_items(tasks, per_task, cfg.seed, exclude) if tasks else []
     items = (registry_items + file_items)[: cfg.n_questions]
     if not items:
         raise UserError(f"The tasks file {cfg.tasks_file} holds no questions: give a JSONL file with one "
@@ -139,16 +146,17 @@ def select_items(cfg: ReflectionConfig, shard: tuple[int, int] | None = None) ->
 def chunk_seed(seed: int, first_id: str) -> int:
     """The sampling seed of the chunk that starts with question ``first_id``: chunks get streams of
     their own, and a chunk redone after an interruption gets the same one."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{first_id}".encode()).digest()[:4], "big")
+    return derive_seed(seed, first_id)
 
 
-def choose_instructions(item_id: str, count: int, seed: int) -> list[Instruction]:
-    """``count`` instructions for one failed question, without repeats while the pool lasts;
-    the same question, count and seed always get the same instructions."""
+def choose_instructions(item_id: str, count: int, seed: int, per_instruction: int = 1) -> list[Instruction]:
+    """``count`` instructions for one failed question, each repeated ``per_instruction`` times in a
+    row, with no other repeats while the pool lasts; the same arguments always give the same list
+    (and its first instruction does not depend on ``count`` or ``per_instruction``)."""
     pool = instruction_pool()
     rng = random.Random(f"{seed}/{item_id}")
     order = rng.sample(pool, len(pool))
-    return [order[k % len(pool)] for k in range(count)]
+    return [order[(k // per_instruction) % len(pool)] for k in range(count)]
 
 
 @dataclass
@@ -205,7 +213,8 @@ def process_chunk(items: list[TaskItem], engines: Engines, cfg: ReflectionConfig
     records = first_trials(items, engines.generator, cfg, sources[0], progress)
     failed = [(item, rec) for item, rec in zip(items, records) if not rec["output"][0]["is_correct"]]
     requests = [(item, rec, instruction) for item, rec in failed
-                for instruction in choose_instructions(item.id, cfg.n_reflections, cfg.seed)]
+                for instruction in choose_instructions(item.id, cfg.n_reflections, cfg.seed,
+                                                       cfg.reflections_per_instruction)]
     if not requests:
         return records
     sampling = SamplingParams(temperature=cfg.reflection_temperature, top_p=cfg.reflection_top_p,
@@ -234,8 +243,10 @@ def _check_manifests(out_dir: Path, cfg: ReflectionConfig) -> None:
 
 
 def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] | None = None,
-             engines: Engines | None = None, progress: bool = True) -> Path:
+             engines: Engines | None = None, progress: bool = True,
+             exclude: frozenset[str] | set[str] = frozenset()) -> Path:
     """Run (or resume) the pipeline; return the raw JSONL path. Writes the manifest first.
+    Questions whose text is in ``exclude`` are not asked (resume with the same set).
 
     Order matters for a user who gave a wrong setting or a busy folder: the lock, the questions,
     the configuration check and the manifest all come before the models load.
@@ -244,7 +255,7 @@ def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = raw_file(out_dir, shard)
     with run_lock(path):
-        items = select_items(cfg, shard)
+        items = select_items(cfg, shard, exclude)
         if any(item.answer_format == "code" for item in items):
             require_sandbox()  # code answers run in the sandbox: refuse now, not at the first answer
         with run_lock(out_dir):  # briefly: shards of one run check and write their manifests in turn
@@ -252,7 +263,7 @@ def generate(cfg: ReflectionConfig, out_dir: Path | str, shard: tuple[int, int] 
             write_manifest(out_dir, cfg, filename=manifest_file(shard), generator=model_fingerprint(cfg.model),
                            reflector=model_fingerprint(cfg.reflector or cfg.model),
                            instruction_pool=INSTRUCTION_POOL_VERSION, seed=cfg.seed, task_mix=list(cfg.tasks),
-                           n_items=len(items), shard=shard, sandbox=sandbox_description(),
+                           n_items=len(items), n_excluded=len(exclude), shard=shard, sandbox=sandbox_description(),
                            dtype=str(resolve_dtype(cfg.dtype, default_device())))
         repair_jsonl(path)
         finished = done_ids(path)

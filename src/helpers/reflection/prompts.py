@@ -11,6 +11,7 @@
   reflection (the evaluation's no-reflection baseline).
 * ``self_judge_prompt(question, trial)`` -- the model judges its own first trial (evaluation
   without an oracle).
+* ``prompt_text(messages)`` -- a chat prompt as plain text, as curated files store it.
 
 The instruction pool has 2 x 8 x 2 = 32 instructions: verification style x review focus x plan
 level. Its version goes into every run manifest, so that data made with another pool is told apart.
@@ -138,3 +139,10 @@ def self_judge_prompt(question: str, trial: str) -> list[dict]:
     content = (f"Question: {question}\n\nA solution to the question:\n{trial.strip()}\n\n"
                "Is the final answer of this solution correct? Answer with Yes or No.")
     return [{"role": "user", "content": content}]
+
+
+def prompt_text(messages: list[dict]) -> str:
+    """A chat prompt as plain text, every turn headed by its role: how curated files store the
+    full prompt a trial or reflection was written after (the release stores text, and our worked
+    examples are earlier turns, so the roles are part of the prompt)."""
+    return "\n\n".join(f"{message['role'].upper()}: {message['content']}" for message in messages)

@@ -20,7 +20,8 @@ Responses are in ReflectEvo's ReAct style and end with ``Action: Finish[ANSWER]`
 * text: SQuAD-style normalized exact match; ``score`` is the token F1. Extra gold answers may be
   listed in ``item.metadata["aliases"]``;
 * math: numbers compared exactly as fractions (``0.5 == 1/2 == \\frac{1}{2}``, ``1,000 == 1000``,
-  ``$5 == 5.0``), other answers as normalized LaTeX strings;
+  ``$5 == 5.0``), other answers by Hugging Face's ``math-verify`` (LaTeX parsed to sympy and
+  compared symbolically: ``2\\sqrt2 == \\sqrt8``, ``x^2+2x == 2x+x^2``);
 * code: the code plus ``item.metadata["tests"]`` run in ``helpers.tasks.sandbox``; with
   ``metadata["prompt"]`` (HumanEval) the prompt goes first, so body-only completions work;
 * reasoning_gym: reasoning-gym's own scorer; correct when its score is 1.0.
@@ -35,6 +36,7 @@ import json
 import re
 import string
 import textwrap
+import threading
 from collections import Counter
 from fractions import Fraction
 from functools import lru_cache
@@ -283,12 +285,31 @@ def math_number(normalized: str) -> Fraction | None:
 
 
 def math_equal(answer: str, gold: str) -> bool:
-    """Exact numeric equality when both are numbers, else equality of normalized strings."""
-    answer, gold = normalize_math(answer), normalize_math(gold)
-    answer_value, gold_value = math_number(answer), math_number(gold)
+    """Exact numeric equality when both are numbers (math-verify would round them); else equal
+    normalized strings, or expressions that math-verify proves equal."""
+    normalized_answer, normalized_gold = normalize_math(answer), normalize_math(gold)
+    answer_value, gold_value = math_number(normalized_answer), math_number(normalized_gold)
     if answer_value is not None and gold_value is not None:
         return answer_value == gold_value
-    return answer == gold
+    return normalized_answer == normalized_gold or _math_verify_equal(answer, gold)
+
+
+def _math_verify_equal(answer: str, gold: str) -> bool:
+    """math-verify's verdict on two answers, each read as LaTeX (or a plain expression) between
+    ``$``. Its timeouts use SIGALRM, which only the main thread may set: elsewhere they are off."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    extraction = [LatexExtractionConfig(), ExprExtractionConfig()]
+
+    def parsed(text: str):
+        inner = (last_boxed(text) or text).strip()
+        if len(inner) > 1 and inner.startswith("$") and inner.endswith("$") and not inner.endswith("\\$"):
+            inner = inner.strip("$")  # already in math mode
+        return parse(f"${inner}$", extraction_config=extraction, parsing_timeout=timeout)
+
+    gold_parsed, answer_parsed = parsed(gold), parsed(answer)
+    return bool(gold_parsed and answer_parsed) and verify(gold_parsed, answer_parsed, timeout_seconds=timeout)
 
 
 def check_math(item: TaskItem, response: str) -> Verdict:

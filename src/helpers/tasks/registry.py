@@ -48,7 +48,13 @@ def parse_task_names(names: str | list[str]) -> list[str]:
     return list(names)
 
 
-def build_items(names: str | list[str], n_per_task: int, seed: int) -> list[TaskItem]:
-    """``n_per_task`` items of each named task, interleaved across tasks."""
-    per_task = [TASKS[name].build(n_per_task, seed) for name in parse_task_names(names)]
+def build_items(names: str | list[str], n_per_task: int, seed: int,
+                exclude: frozenset[str] | set[str] = frozenset()) -> list[TaskItem]:
+    """``n_per_task`` items of each named task, interleaved across tasks. Items whose question is
+    in ``exclude`` are skipped and the task's next items taken instead (a task's items for a seed
+    are one fixed sequence; at most ``3 * n_per_task`` are drawn, so a task whose small question
+    space is mostly excluded gives fewer)."""
+    draw = 3 * n_per_task if exclude else n_per_task
+    per_task = [[item for item in TASKS[name].build(draw, seed) if item.question not in exclude][:n_per_task]
+                for name in parse_task_names(names)]
     return [items[i] for i in range(max(map(len, per_task))) for items in per_task if i < len(items)]
