@@ -224,7 +224,12 @@ class HFEngine:
             rows = [pairs[i][0] + pairs[i][1] for i in batch]
             input_ids, mask = self._left_pad(rows)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
-            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits
+            # Rows are padded on the left, so every continuation ends at the last position: only the
+            # last `keep` positions need the vocabulary projection, which for short continuations
+            # after long prompts is most of the work (49k vocabulary x every prompt token).
+            keep = max(len(pairs[i][1]) for i in batch) + 1
+            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                logits_to_keep=keep).logits  # (rows, keep, vocab)
             width = input_ids.shape[1]
             for row, index in enumerate(batch):
                 n_cont = len(pairs[index][1])
@@ -232,7 +237,7 @@ class HFEngine:
                     scores[index] = ContinuationScore(total=0.0)
                     continue
                 targets = input_ids[row, width - n_cont:]
-                step_logits = logits[row, width - n_cont - 1: width - 1].float()
+                step_logits = logits[row, keep - n_cont - 1: keep - 1].float()
                 token_lp = torch.log_softmax(step_logits, dim=-1).gather(1, targets[:, None])[:, 0]
                 scores[index] = ContinuationScore(
                     total=float(token_lp.sum()), token_logprobs=token_lp.tolist(),

@@ -25,7 +25,7 @@ class SteeringConfig:
     """Everything that decides the results of notebook 06 (recorded in its manifest)."""
 
     model: str = "smollm2-135m-instruct"
-    scoring_dtype: str = "bfloat16"  # steering and scoring passes; the SAE sees float32 activations
+    scoring_dtype: str = "auto"  # steering and scoring passes (models.generation_dtype); the SAE sees float32
     layer: int = 18  # of 30: middle-to-late, as the paper's layer 12 of Gemma-2B's 18
     published_sae: tuple[str, str] | None = None  # (sae-lens release, id): load it instead of training
     sae_tokens: int = 100_000  # training activations for the SAE

@@ -134,8 +134,9 @@ def option_logprobs(engine, prompts: Sequence[Prompt], options: Sequence[str], b
             padded = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, padding=True,
                                    padding_side="left", return_tensors="pt").to(device)
             positions = (padded["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            # logits_to_keep=1: the vocabulary projection for the last position only (left padding)
             logits = engine.model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
-                                  position_ids=positions).logits[:, -1].float()
+                                  position_ids=positions, logits_to_keep=1).logits[:, -1].float()
             result[batch] = torch.log_softmax(logits, dim=-1)[:, targets.to(device)].cpu().numpy()
     return result
 
