@@ -109,3 +109,14 @@ def test_a_recipe_runs_under_accelerate_launch(run_folder, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"accelerate launch failed:\n{done.stderr[-2000:]}"
     assert (tmp_path / "launched" / "merged" / "config.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule")
+def test_recipes_train_in_fp32_on_a_cpu_without_bf16_arithmetic_and_in_bf16_with_it(tmp_path, monkeypatch):
+    import helpers.training as training
+
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    assert load_recipe(configs_dir() / "sft_qa.yaml", tmp_path).training_args.bf16 is False, \
+        "emulated bf16 autocast trained 10x slower than fp32 here"
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    assert load_recipe(configs_dir() / "sft_qa.yaml", tmp_path).training_args.bf16 is True
