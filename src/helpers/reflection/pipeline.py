@@ -90,7 +90,7 @@ REFLECTION_PRESETS = {
     # Mostly multiple choice: retries there succeed often enough that 8 questions give a few D+ rows,
     # which the smoke runs of the training notebooks need.
     "smoke": ReflectionConfig(tasks=("syllogism_mc", "basic_arithmetic", "weekday_mc", "family_relationships_mc"),
-                              n_questions=8, n_reflections=2, trial_max_new_tokens=48, reflection_max_new_tokens=48,
+                              n_questions=8, n_reflections=4, trial_max_new_tokens=48, reflection_max_new_tokens=48,
                               chunk_size=8),
     "default": ReflectionConfig(),
     "paper": ReflectionConfig(model="meta-llama/Meta-Llama-3-8B-Instruct", n_questions=10_000, n_reflections=8,
