@@ -288,8 +288,12 @@ def test_chunks_sample_reflections_from_streams_of_their_own(recording_tiny_engi
         retries = record["output"][1:]
         if not retries:  # the noise model answered right by chance
             continue
-        assert [r["instruction"] for r in retries] == [retries[0]["instruction"]] * cfg.n_reflections
-        assert len({r["reflections"][0] for r in retries}) == len(retries), "samples of one prompt must differ"
+        per = cfg.reflections_per_instruction
+        groups = [retries[i:i + per] for i in range(0, len(retries), per)]
+        assert len(retries) == cfg.n_reflections and len(groups) == cfg.n_reflections // per
+        for group in groups:
+            assert {r["instruction"] for r in group} == {group[0]["instruction"]}, "one instruction per group"
+            assert len({r["reflections"][0] for r in group}) == per, "samples of one prompt must differ"
     recording.calls.clear()
     generate(cfg, tmp_path / "again", engines=Engines(recording, recording), progress=False)
     assert [p.seed for _, p in recording.calls if p.temperature > 0] == seeds, "a chunk redone must get the same stream"
@@ -300,6 +304,7 @@ def test_dpref_pairs_per_question_default_to_the_configuration():
     from helpers.cli import build_parser
 
     configured = preset(REFLECTION_PRESETS, "default").pref_pairs_per_question
-    assert build_parser().parse_args(["reflect", "curate", "--run", "x"]).pref_pairs_per_question == configured
+    assert build_parser().parse_args(["reflect", "curate", "--run", "x"]).pref_pairs_per_question is None, \
+        "the CLI leaves the default to the run's recorded configuration"
     assert inspect.signature(curation.write_curated).parameters["pref_pairs_per_question"].default == configured, \
         "notebook 01, the CLI and write_curated's callers must curate the same Dpref set"

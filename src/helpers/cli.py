@@ -117,7 +117,7 @@ def _reflect_curate(args) -> int:
     # What the run's notebook or command recorded, so that both curate the same sets.
     recorded = {**dataclasses.asdict(ReflectionConfig()), **recorded_config(args.run)}
     judge = args.judge or recorded["judge"] or recorded["model"]
-    pairs = args.pref_pairs_per_question or recorded["pref_pairs_per_question"]
+    pairs = recorded["pref_pairs_per_question"] if args.pref_pairs_per_question is None else args.pref_pairs_per_question
     models.check_model_name(judge)
     sizes = write_curated(args.run, records, make_engine(judge), pairs)
     print(" ".join(f"{name}={size}" for name, size in sizes.items()), f"(from {len(records)} questions)")
@@ -177,7 +177,6 @@ def _notebooks(args) -> int:
     from .run_notebooks import main as run_main
 
     return run_main([*args.names, "--profile", args.profile, *(["--force"] if args.force else [])])
-
 
 
 # Modules that add their own sub-commands: each defines `add_commands(commands)` taking the

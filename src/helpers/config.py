@@ -33,8 +33,10 @@ Command-line flags
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -116,8 +118,6 @@ def _replace(base: ConfigT, overrides: Mapping[str, Any]) -> ConfigT:
 
 def _flag_type(config_cls: type, name: str) -> type:
     """The Python type a flag for field ``name`` converts to (``int | None`` -> int)."""
-    import typing
-
     hint = typing.get_type_hints(config_cls)[name]
     options = [arg for arg in typing.get_args(hint) if arg is not type(None)] or [hint]
     if typing.get_origin(hint) is tuple or options[0] is tuple:
@@ -133,8 +133,6 @@ def add_config_flags(parser, config_cls: type, names: list[str], defaults: Any |
     None, meaning "the profile's value", or with ``defaults`` (an instance) that instance's value,
     shown in the help.
     """
-    import argparse
-
     for name in names:
         kind = _flag_type(config_cls, name)
         default = getattr(defaults, name) if defaults is not None else None

@@ -131,10 +131,9 @@ def generation_dtype(device: str) -> torch.dtype:
     """The dtype ``dtype="auto"`` means: the faster one for generation on this machine.
 
     bf16 on CUDA and on CPUs with bf16 in hardware; fp32 on other CPUs, where bf16 is emulated.
-    Measured on a 2-core AVX2 CPU without AVX512-BF16: the smoke profile's reflection run
-    (8 questions, model load included) took 61 s in fp32 against 189 s in bf16; decoding alone
-    ran at 124 against 29 tokens/s (bench/bench_generation.py). bf16 prefill is faster there,
-    but these runs spend their time decoding.
+    Measured on a 2-core AVX2 CPU without AVX512-BF16, alone: the smoke profile's reflection run
+    (8 questions, 4 reflections per failure, model load included) took 158 s in fp32 against 487 s
+    in bf16, and scoring long prompts (prefill only) was slower in bf16 too (docs/benchmarks.md).
     """
     if str(device).startswith("cuda") or cpu_has_native_bf16():
         return torch.bfloat16
