@@ -26,7 +26,8 @@ import torch
 
 from helpers.artifacts import atomic_write_json, package_versions
 from helpers.config import preset
-from helpers.kgc import KGC_PRESETS, evaluate_model, load_wn18rr, shared_wn18rr, train_model
+from helpers.kgc import load_wn18rr, shared_wn18rr
+from helpers.studies.knowledge_graph_completion import KGC_PRESETS, evaluate_model, train_model
 from helpers.threads import apply_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"

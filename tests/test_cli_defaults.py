@@ -10,10 +10,10 @@ from helpers.cli import build_parser
 from helpers.config import add_config_flags, config_values, preset
 from helpers.csts.training import CSTSConfig
 from helpers.evaluation.protocol import EvalConfig
-from helpers.kgc.study import KGCConfig
+from helpers.studies.knowledge_graph_completion import KGCConfig
 from helpers.reflection.pipeline import ReflectionConfig
 from helpers.steering.settings import SAETrainingSettings
-from helpers.steering.study import STEERING_PRESETS, SteeringConfig
+from helpers.studies.value_steering import STEERING_PRESETS, SteeringConfig
 
 # (command path, the config its flags set, and which of its fields when not all that share a name)
 COMMANDS = [

@@ -17,11 +17,11 @@ from helpers.evaluation.localization import (claimed_step, evaluate_expression, 
 from helpers.errors import UserError
 from helpers.evaluation.protocol import (EVAL_PRESETS, EvalConfig, Variant, evaluate_variant, heldout_items,
                                          one_stage_trial, run_protocol, summarize, training_questions)
-from helpers.evaluation.self_evolution import EvolutionConfig, run_self_evolution
+from helpers.studies.self_evolution import EvolutionConfig, run_self_evolution
 from helpers.evaluation.statistics import (bootstrap_ci, compare_variants, mcnemar_exact, paired_comparison,
                                            paper_table, reflection_gains)
 from helpers.reflection.pipeline import REFLECTION_PRESETS, read_run_records
-from helpers.reflection.stages import TrainingPlan
+from helpers.studies.reflection_variants import TrainingPlan
 from helpers.tasks import TaskItem
 from helpers.tasks.registry import build_items
 

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 from helpers.cli import main as cli_main
 from helpers.config import ENV_CACHE_DIR, preset
-from helpers.kgc import (KGC_PRESETS, TwoTowerKGC, contrastive_logits, encode_entities, filtered_ranks, known_answers,
+from helpers.studies.knowledge_graph_completion import KGC_PRESETS, run_kgc
+from helpers.kgc import (TwoTowerKGC, contrastive_logits, encode_entities, filtered_ranks, known_answers,
                          load_kgc_model, load_wn18rr, make_queries, negative_masks, rank_embedded, ranking_metrics,
-                         ranking_report, run_kgc, train_two_tower, weights_hash, write_toy_graph)
+                         ranking_report, train_two_tower, weights_hash, write_toy_graph)
 
 # dog and cat are the heads; "dog hypernym ?" has two answers; "cat similar_to cat" is a self-loop
 HAND_MADE = {"entity2text.txt": "e0\tdog\ne1\tcanine\ne2\tanimal\ne3\tcat\ne4\tfeline\n",

@@ -3,7 +3,9 @@ import json
 import nbformat
 import pytest
 
-from helpers.run_notebooks import NotebookFailed, execute_notebook, find_notebooks
+from helpers.config import data_dir
+from helpers.run_notebooks import (INTERRUPTED_EXIT, NotebookFailed, execute_notebook, find_notebooks,
+                                   notebook_fingerprints, run)
 
 
 def _notebook(path, *sources):
@@ -49,9 +51,6 @@ def test_find_notebooks_selects_by_prefix(tmp_path):
 
 
 # --- resuming: tiny notebooks that log each execution and write one file under data/ --------------
-
-from helpers.config import data_dir
-from helpers.run_notebooks import INTERRUPTED_EXIT, notebook_fingerprints, run
 
 
 def _logging_notebook(folder, stem, extra=""):

@@ -15,7 +15,7 @@ from helpers.values.inventory import (PAPER_VALUES, embedded_inventory, like_me_
                                       split_items, validate_inventory)
 from helpers.values.roles import NO_ROLE, NO_SETTING, Persona, ValueSetting, cross, generate_roles, value_settings
 from helpers.values.scoring import (build_prompt, option_logprobs, parse_yes_no, score_personas, scores_table)
-from helpers.values.study import VALUE_GRAPH_PRESETS, study_items, study_personas
+from helpers.studies.value_graph import VALUE_GRAPH_PRESETS, study_items, study_personas
 
 
 def test_embedded_inventory_has_ten_values_with_signed_items():

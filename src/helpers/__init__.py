@@ -1,16 +1,18 @@
 """The thin, tested library behind the notebooks of this suite.
 
-One concern per module. Core: ``config`` (paths, profiles, presets), ``artifacts`` (run folders,
+One concern per module, in four layers that import downward only (``import-linter`` checks the
+contracts in ``pyproject.toml``). Core: ``config`` (paths, profiles, presets), ``artifacts`` (run folders,
 manifests, atomic files, resumable JSONL), ``models`` (embedded and Hugging Face LMs and encoders),
 ``generation`` (batched engine, vLLM backend, log-prob scoring), ``throughput``, ``plots``
 (``save_fig``), ``errors`` (one-line user errors) and ``threads`` (PyTorch's thread count and
 OpenMP wait policy, chosen at import, before torch loads). Domains: ``tasks`` (registry, checkers,
-sandbox, loaders), ``reflection`` (prompts, pipeline, curation, ReflectEvo formats, analysis,
-stages), ``training`` (trl + peft recipes), ``evaluation`` (Acc@t1 / Acc@t2, statistics, error
+sandbox, loaders), ``reflection`` (prompts, pipeline, curation, ReflectEvo formats, analysis),
+``training`` (trl + peft recipes), ``evaluation`` (Acc@t1 / Acc@t2, statistics, error
 localization, self-evolution), ``values`` (inventories, roles, scoring), ``causal`` (discovery,
 comparison with reference graphs, the paper's graphs), ``steering`` (hooks, activations, SAEs,
 feature selection, steering experiments, the slider panel), ``csts`` (conditioned encoders for
-C-STS) and ``kgc`` (text-based link prediction). Interfaces: ``widgets`` (ipywidgets browsers),
+C-STS) and ``kgc`` (text-based link prediction). Studies (``studies``): what a notebook runs, one
+entry point per result. Interfaces: ``widgets`` (ipywidgets browsers),
 ``run_notebooks`` (headless execution) and ``cli`` (``python -m helpers``).
 
 Every notebook and command takes its sizes from one of three profiles and, unless told otherwise,

@@ -8,5 +8,6 @@
 * ``pipeline``: model -> activations -> SAE -> quality.json, behind ``steer train-sae``.
 * ``features``: the paper's feature selection at " your values", top contexts, promoted tokens.
 * ``experiment``: coefficient sweeps, up / same / down shares, graph-guided specificity.
-* ``panel``: the live slider panel; ``study``: notebook 06's presets; ``cli``: ``steer`` commands.
+* ``panel``: the live slider panel. Notebook 06's study is ``helpers.studies.value_steering``, the
+  ``steer`` commands are ``helpers.cli.steering``.
 """

@@ -42,7 +42,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Callable
 
-from . import ANSWER_FORMATS, TaskItem, Verdict
+from .items import ANSWER_FORMATS, TaskItem, Verdict
 from .sandbox import run_code
 
 _FINISH = re.compile(r"finish\s*\[", re.IGNORECASE)

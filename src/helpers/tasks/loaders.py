@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..artifacts import read_text
-from . import ANSWER_FORMATS, TaskItem
+from .items import ANSWER_FORMATS, TaskItem
 from .checkers import last_boxed
 
 CODE_INSTRUCTION = ("Write the whole function, signature and imports included, in a ```python "

@@ -20,7 +20,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import TaskItem
+from .items import TaskItem
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 FAMILY_RELATIONS = ["mother", "father", "sister", "brother", "daughter", "son", "wife", "husband",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import TaskItem
+from .items import TaskItem
 from .loaders import humaneval_items
 from .reasoning_gym_tasks import RG_TASKS, rg_items
 

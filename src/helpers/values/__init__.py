@@ -2,5 +2,5 @@
 
 ``inventory`` loads ValueBench or the embedded Schwartz inventory and splits it; ``roles`` makes
 the personas an LM plays; ``scoring`` turns answers into one score per value and persona;
-``study`` runs a whole scoring study for notebook 05; ``cli`` adds ``python -m helpers values``.
+notebook 05's study is ``helpers.studies.value_graph``.
 """

@@ -20,8 +20,8 @@ def _train_sae(args) -> int:
     from ..config import config_values
     from ..errors import UserError
     from ..models import check_model_name, load_lm
-    from .pipeline import build_sae
-    from .sae import SAETrainingSettings, check_settings
+    from ..steering.pipeline import build_sae
+    from ..steering.sae import SAETrainingSettings, check_settings
 
     if args.tokens < args.batch_size:
         raise UserError(f"--tokens {args.tokens} is fewer than one training batch (--batch-size {args.batch_size}): "
@@ -44,7 +44,7 @@ def _train_sae(args) -> int:
 def add_commands(commands) -> None:
     """Add the ``steer`` sub-commands to the main parser's sub-parsers."""
     from ..config import add_config_flags
-    from .settings import HELDOUT_TOKENS, SAETrainingSettings
+    from ..steering.settings import HELDOUT_TOKENS, SAETrainingSettings
 
     steer = commands.add_parser("steer", help="sparse autoencoders and value steering")
     actions = steer.add_subparsers(dest="action", required=True)

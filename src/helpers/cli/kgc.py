@@ -23,7 +23,7 @@ from ..errors import UserError
 
 
 def _graph(value: str, scratch: Path):
-    from .graph import resolve_graph
+    from ..kgc.graph import resolve_graph
 
     if value not in ("wn18rr", "toy") and not Path(value).is_dir():
         raise UserError(f"--graph {value}: no such folder; give a folder in the WN18RR layout, 'wn18rr' or 'toy'.")
@@ -35,8 +35,8 @@ def _graph(value: str, scratch: Path):
 
 def _train(args) -> int:
     from ..config import preset
-    from .model import save_kgc_model
-    from .study import KGC_PRESETS, train_model
+    from ..kgc.model import save_kgc_model
+    from ..studies.knowledge_graph_completion import KGC_PRESETS, train_model
 
     out = Path(args.out)
     cfg = preset(KGC_PRESETS, args.profile, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
@@ -54,8 +54,8 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from ..artifacts import atomic_write_json
-    from .model import load_kgc_model
-    from .study import evaluate_model
+    from ..kgc.model import load_kgc_model
+    from ..studies.knowledge_graph_completion import evaluate_model
 
     out = Path(args.out)
     if not (Path(args.model) / "kgc.json").is_file():
@@ -79,7 +79,7 @@ def _evaluate(args) -> int:
 
 def add_commands(commands) -> None:
     """Add ``kgc train`` and ``kgc evaluate`` to the ``python -m helpers`` sub-parsers."""
-    from .model import QUERY_METHODS
+    from ..kgc.model import QUERY_METHODS
 
     kgc = commands.add_parser("kgc", help="knowledge-graph completion (SimKGC-style two towers)")
     actions = kgc.add_subparsers(dest="action", required=True)

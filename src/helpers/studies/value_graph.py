@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .inventory import PAPER_VALUES, VALUEBENCH_URL, embedded_inventory, load_valuebench, split_items
-from .roles import NO_ROLE, NO_SETTING, Persona, cross, generate_roles, value_settings
+from ..values.inventory import PAPER_VALUES, VALUEBENCH_URL, embedded_inventory, load_valuebench, split_items
+from ..values.roles import NO_ROLE, NO_SETTING, Persona, cross, generate_roles, value_settings
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..values.inventory import PAPER_VALUES, VALUEBENCH_URL, embedded_inventory, load_valuebench, split_items
 from ..values.roles import Role, generate_roles
-from .settings import HELDOUT_TOKENS, SAETrainingSettings
+from ..steering.settings import HELDOUT_TOKENS, SAETrainingSettings
 
 
 @dataclass(frozen=True)

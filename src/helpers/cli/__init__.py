@@ -26,13 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import models
-from .artifacts import check_output_path
-from .config import add_config_flags
-from .errors import UserError
-from .evaluation.protocol import EvalConfig
-from .reflection.pipeline import ReflectionConfig
-from .threads import apply_threads
+from .. import models
+from ..artifacts import check_output_path
+from ..config import add_config_flags
+from ..errors import UserError
+from ..evaluation.protocol import EvalConfig
+from ..reflection.pipeline import ReflectionConfig
+from ..threads import apply_threads
 
 
 def _models_list(args) -> int:
@@ -57,7 +57,7 @@ def _models_prepare(args) -> int:
 
 
 def _tasks_list(args) -> int:
-    from .tasks.registry import TASKS
+    from ..tasks.registry import TASKS
 
     print(f"{'task':26s} {'domain':12s} format")
     for source in TASKS.values():
@@ -83,15 +83,15 @@ def _apply_sandbox_setting(args) -> None:
     """--allow-weak-sandbox sets the process-wide setting (the environment, so workers inherit it)."""
     import os
 
-    from .tasks.sandbox import ENV_WEAK_SANDBOX
+    from ..tasks.sandbox import ENV_WEAK_SANDBOX
 
     if args.allow_weak_sandbox:
         os.environ[ENV_WEAK_SANDBOX] = "1"
 
 
 def _reflect_generate(args) -> int:
-    from .config import preset
-    from .reflection.pipeline import REFLECTION_PRESETS, generate, parse_shard
+    from ..config import preset
+    from ..reflection.pipeline import REFLECTION_PRESETS, generate, parse_shard
 
     _apply_sandbox_setting(args)
     tasks = _task_names(args.tasks) if args.tasks is not None else None
@@ -109,9 +109,9 @@ def _reflect_generate(args) -> int:
 
 
 def _reflect_curate(args) -> int:
-    from .generation import make_engine
-    from .reflection.curation import write_curated
-    from .reflection.pipeline import read_run_records, recorded_config
+    from ..generation import make_engine
+    from ..reflection.curation import write_curated
+    from ..reflection.pipeline import read_run_records, recorded_config
 
     records = read_run_records(args.run)  # checked before the judge loads
     # What the run's notebook or command recorded, so that both curate the same sets.
@@ -125,7 +125,7 @@ def _reflect_curate(args) -> int:
 
 
 def _reflect_train(args) -> int:
-    from .training import train
+    from ..training import train
 
     overrides = {"max_steps": args.max_steps} if args.max_steps else {}
     if args.save_steps:
@@ -140,11 +140,11 @@ def _reflect_train(args) -> int:
 
 
 def _reflect_evaluate(args) -> int:
-    from .artifacts import atomic_write_json
-    from .config import preset
-    from .evaluation.protocol import (EVAL_PRESETS, Variant, evaluate_variant, heldout_items, result_json,
+    from ..artifacts import atomic_write_json
+    from ..config import preset
+    from ..evaluation.protocol import (EVAL_PRESETS, Variant, evaluate_variant, heldout_items, result_json,
                                       training_questions)
-    from .tasks.sandbox import sandbox_description
+    from ..tasks.sandbox import sandbox_description
 
     _apply_sandbox_setting(args)
     tasks = _task_names(args.tasks) if args.tasks else ()
@@ -174,14 +174,14 @@ def _reflect_evaluate(args) -> int:
 
 
 def _notebooks(args) -> int:
-    from .run_notebooks import main as run_main
+    from ..run_notebooks import main as run_main
 
     return run_main([*args.names, "--profile", args.profile, *(["--force"] if args.force else [])])
 
 
 # Modules that add their own sub-commands: each defines `add_commands(commands)` taking the
 # argparse sub-parsers object, and imports its heavy dependencies only inside the handlers.
-DOMAIN_CLIS: tuple[str, ...] = ("helpers.csts.cli", "helpers.kgc.cli", "helpers.values.cli", "helpers.steering.cli")
+DOMAIN_CLIS: tuple[str, ...] = ("helpers.cli.csts", "helpers.cli.kgc", "helpers.cli.causal", "helpers.cli.steering")
 
 
 def build_parser() -> argparse.ArgumentParser:

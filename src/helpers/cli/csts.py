@@ -16,9 +16,9 @@ import time
 
 def _train(args) -> int:
     from ..config import preset
-    from .data import read_csts_csv
-    from .methods import build_method
-    from .training import CSTS_PRESETS, save_model, train_method
+    from ..csts.data import read_csts_csv
+    from ..csts.methods import build_method
+    from ..csts.training import CSTS_PRESETS, save_model, train_method
 
     cfg = preset(CSTS_PRESETS, args.profile, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
                  lr=args.lr, head_lr=args.head_lr, max_length=args.max_length,
@@ -38,8 +38,8 @@ def _predict(args) -> int:
     import pandas as pd
 
     from ..artifacts import atomic_write_text
-    from .data import read_csts_csv
-    from .training import load_model, score_rows
+    from ..csts.data import read_csts_csv
+    from ..csts.training import load_model, score_rows
 
     rows = read_csts_csv(args.data, require_label=False)
     model = load_model(args.model, device=args.device)
@@ -54,7 +54,7 @@ def _predict(args) -> int:
 
 def add_commands(commands) -> None:
     """Add ``csts train`` and ``csts predict`` to the ``python -m helpers`` sub-parsers."""
-    from .methods import METHOD_NAMES
+    from ..csts.methods import METHOD_NAMES
 
     csts = commands.add_parser("csts", help="conditioned sentence similarity (C-STS)")
     actions = csts.add_subparsers(dest="action", required=True)

@@ -20,8 +20,8 @@ from ..config import configs_dir, preset
 from ..evaluation.protocol import Variant
 from ..generation import make_engine
 from ..training import TrainResult, train
-from .curation import write_curated
-from .pipeline import REFLECTION_PRESETS, generate, read_run_records
+from ..reflection.curation import write_curated
+from ..reflection.pipeline import REFLECTION_PRESETS, generate, read_run_records
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ from ..generation import make_engine
 from ..reflection.curation import curate_d_plus, curate_d_plus_minus, curate_d_pref
 from ..reflection.formats import write_records
 from ..reflection.pipeline import REFLECTION_PRESETS, ReflectionConfig, generate, read_run_records
-from ..reflection.stages import TRAINING_PRESETS, TrainingPlan
+from .reflection_variants import TRAINING_PRESETS, TrainingPlan
 from ..tasks import TaskItem
 from ..training import load_recipe, train
-from .protocol import EvalConfig, Variant, evaluate_variant
+from ..evaluation.protocol import EvalConfig, Variant, evaluate_variant
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..models import DEFAULT_ENCODER
-from .graph import KnowledgeGraph, Triple, known_answers, make_queries
-from .model import TwoTowerKGC, encode_entities, rank_queries, train_two_tower
-from .ranking import ranking_report
+from ..kgc.graph import KnowledgeGraph, Triple, known_answers, make_queries
+from ..kgc.model import TwoTowerKGC, encode_entities, rank_queries, train_two_tower
+from ..kgc.ranking import ranking_report
 
 
 @dataclass(frozen=True)

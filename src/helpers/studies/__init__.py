@@ -1,0 +1,10 @@
+"""What the notebooks run: one entry point per result, built from the domain packages.
+
+* ``reflection_variants``        -- notebooks 02-04: the trained variants, their run folders, training;
+* ``self_evolution``             -- notebook 04: generate with round k's model, train round k+1;
+* ``value_graph``                -- notebook 05: the items and personas of a value-scoring study;
+* ``value_steering``             -- notebook 06: ``SteeringConfig``, its presets, items and roles;
+* ``knowledge_graph_completion`` -- notebook 08: ``KGCConfig``, its presets and ``run_kgc``.
+
+Studies import domains and core, never interfaces (``helpers.cli``, ``helpers.widgets``).
+"""
