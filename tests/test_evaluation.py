@@ -18,8 +18,9 @@ from helpers.errors import UserError
 from helpers.evaluation.protocol import (EVAL_PRESETS, EvalConfig, Variant, evaluate_variant, heldout_items,
                                          one_stage_trial, run_protocol, summarize, training_questions)
 from helpers.studies.self_evolution import EvolutionConfig, run_self_evolution
-from helpers.evaluation.statistics import (bootstrap_ci, compare_variants, mcnemar_exact, paired_comparison,
-                                           paper_table, reflection_gains)
+from helpers.evaluation.statistics import (against_controls, beats_both_controls, bootstrap_ci, compare_variants,
+                                           mcnemar_exact, mcnemar_power, mcnemar_sample_size, paired_comparison,
+                                           paper_table, power_calculation, reflection_gains, transitions)
 from helpers.reflection.pipeline import REFLECTION_PRESETS, read_run_records
 from helpers.studies.reflection_variants import TrainingPlan
 from helpers.tasks import TaskItem
@@ -69,6 +70,64 @@ def test_paired_comparison_counts_wins_and_losses_and_tests_them():
     assert table.set_index("variant").loc["trained", "wins"] == 10
     with pytest.raises(ValueError, match="different questions"):
         paired_comparison(better[:5], reference)
+
+
+def _graded(correct_ids, n=40):
+    """Records of one variant over questions q0..q{n-1}, correct exactly on ``correct_ids`` at trial 2."""
+    return [_record(f"q{i}", "a", False, i in correct_ids) for i in range(n)]
+
+
+def test_a_variant_counts_as_better_only_against_both_controls_after_holm():
+    results = {"base_no_reflection": _graded(set(range(20))), "base_with_reflection": _graded(set(range(25))),
+               "strong": _graded(set(range(40))), "middling": _graded(set(range(21)))}
+    table = against_controls(results).set_index(["variant", "control"])
+    assert len(table) == 4, "two variants x two controls"
+    strong_plain, strong_refl = table.loc[("strong", "base_no_reflection")], table.loc[("strong", "base_with_reflection")]
+    assert (strong_plain.wins, strong_plain.losses, strong_refl.wins, strong_refl.losses) == (20, 0, 15, 0)
+    assert strong_plain.p_value == pytest.approx(2 * 0.5**20) and strong_refl.p_value == pytest.approx(2 * 0.5**15)
+    # Holm: the smallest of the four p-values times 4, the next times 3 (and never below the previous).
+    assert strong_plain.p_holm == pytest.approx(4 * 2 * 0.5**20)
+    assert strong_refl.p_holm == pytest.approx(3 * 2 * 0.5**15)
+    assert beats_both_controls(against_controls(results)) == ["strong"]
+    assert not table.loc[("middling", "base_no_reflection")].better, "one question ahead is no evidence"
+
+
+def test_a_variant_ahead_of_one_control_only_does_not_beat_both():
+    results = {"base_no_reflection": _graded(set()), "base_with_reflection": _graded(set(range(40))),
+               "retry_like": _graded(set(range(30)))}
+    table = against_controls(results)
+    assert table.set_index("control").loc["base_no_reflection", "better"], "30 wins, no loss: better than plain retry"
+    assert beats_both_controls(table) == []
+
+
+def test_transitions_count_moves_between_trial_one_and_the_final_answers():
+    moves = transitions(HAND_MADE)
+    # a2, a4 corrected with the key; b1 right at trial 1, judged wrong and retried into a wrong answer.
+    assert moves == {"i_to_c": 2 / 6, "c_to_i": 0.0, "self_i_to_c": 2 / 6, "self_c_to_i": 1 / 6}
+
+
+def test_mcnemar_sample_size_matches_connors_formula_worked_by_hand():
+    # ((1.96 * sqrt(0.2) + 0.8416 * sqrt(0.2 - 0.08**2)) / 0.08) ** 2 = 242.9
+    assert mcnemar_sample_size(0.2, 0.08) == 243
+    assert mcnemar_power(243, 0.2, 0.08) == pytest.approx(0.80, abs=0.005)
+    assert mcnemar_power(96, 0.2, 0.08) < 0.5 < mcnemar_power(400, 0.2, 0.08)
+
+
+def test_mcnemar_power_agrees_with_simulated_exact_tests():
+    rng = np.random.default_rng(0)
+    n, discordant, delta = 243, 0.2, 0.08
+    p10, p01 = (discordant + delta) / 2, (discordant - delta) / 2
+    cells = rng.multinomial(n, [p10, p01, 1 - discordant], size=1000)
+    detected = np.mean([mcnemar_exact(int(w), int(l)) < 0.05 for w, l, _ in cells])
+    assert abs(detected - mcnemar_power(n, discordant, delta)) < 0.06, f"simulated power {detected:.3f}"
+
+
+def test_power_calculation_says_when_discordance_is_too_small_to_size_the_test():
+    same = {"base_with_reflection": _graded({1, 2}), "copy": _graded({1, 2})}
+    report = power_calculation(same)
+    assert report["discordant"] == 0.0 and report["power"] is None and "too few" in report["note"]
+    with pytest.raises(ValueError, match="discordant"):
+        mcnemar_sample_size(0.005, 0.08)
 
 
 def test_bootstrap_interval_brackets_the_mean_and_collapses_for_constants():
