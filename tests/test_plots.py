@@ -40,3 +40,28 @@ def test_save_fig_falls_back_to_html_with_a_warning(monkeypatch):
     with pytest.warns(UserWarning, match="apt-get install -y chromium"):
         written = save_fig(fig, "fallback")
     assert set(written) == {"html"} and not (figures_dir() / "fallback.png").exists()
+
+
+def test_a_saved_figure_survives_html_export_of_the_executed_notebook(tmp_path):
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from helpers.run_notebooks import execute_notebook
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell('PROFILE = "smoke"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(
+                    "import plotly.graph_objects as go\nfrom helpers.plots import save_fig\n"
+                    "fig = go.Figure(go.Bar(x=['a', 'b'], y=[1, 2]))\n"
+                    "fig.update_layout(title='Exported', xaxis_title='x', yaxis_title='y')\n"
+                    f"save_fig(fig, 'exported', folder={str(tmp_path / 'figs')!r})")]
+    nbformat.write(nb, tmp_path / "00_export.ipynb")
+    assert execute_notebook(tmp_path / "00_export.ipynb", "smoke", tmp_path / "executed").ok
+    executed = nbformat.read(tmp_path / "executed" / "00_export.ipynb", as_version=4)
+    output = executed.cells[-1].outputs[0]
+    assert "application/vnd.plotly.v1+json" in output.data, "JupyterLab gets the interactive figure"
+    html, _ = HTMLExporter().from_notebook_node(executed)
+    if not (tmp_path / "figs" / "exported.png").exists():
+        pytest.skip("no Chrome/Chromium here: the fallback is the figure's HTML")
+    assert "data:image/png;base64," in html, "the exported HTML must show the figure as an image"
