@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.causal.compare import (descendants_of, edge_metrics, neighbours_of, schwartz_reference, score_changes,
-                                    shd, side_effects)
+from helpers.causal.compare import (descendants_of, edge_metrics, neighbours_of, own_value_change, schwartz_reference,
+                                    score_changes, shd, side_effects)
 from helpers.causal.discovery import (DiscoveryDataError, Graph, bootstrap_stability, check_data, directed_edges,
                                       discover, reduce_edges)
 from helpers.causal.figures import network_figure
@@ -158,6 +158,20 @@ def test_score_changes_subtract_the_units_baseline():
     assert changes[["A", "B"]].to_numpy() == pytest.approx(np.array([[0.4, 0.0], [-0.2, 0.1]]))
     with pytest.raises(ValueError, match="no setting='none' row"):
         score_changes(scores[scores["role"] != "r2"].assign(role=["r1", "r3"]), ["A", "B"])
+
+
+def test_own_value_change_takes_each_settings_target_column_and_averages_over_roles():
+    scores = pd.DataFrame({"role": ["r1", "r1", "r1", "r2", "r2", "r2"],
+                           "setting": ["none", "+A", "-B-C", "none", "+A", "-B-C"],
+                           "A": [0.0, 0.4, 0.9, 0.1, 0.3, 0.9], "B-C": [0.5, 0.9, 0.1, 0.5, 0.9, 0.3]})
+    own = own_value_change(score_changes(scores, ["A", "B-C"]))
+    # "+A" changed A by 0.4 and 0.2 (mean 0.3); "-B-C" changed B-C by -0.4 and -0.2 (mean -0.3); the
+    # other value's change (B-C under "+A": +0.4) is not an own change.
+    assert own.loc["A", "+"] == pytest.approx(0.3) and own.loc["B-C", "-"] == pytest.approx(-0.3), own
+    assert list(own.index) == ["A", "B-C"] and list(own.columns) == ["+", "-"], own
+    assert np.isnan(own.loc["A", "-"]) and np.isnan(own.loc["B-C", "+"]), "no run, no mean"
+    with pytest.raises(ValueError, match="not value columns"):
+        own_value_change(pd.DataFrame({"role": ["r1"], "setting": ["+Z"], "A": [0.1]}))
 
 
 def test_graph_json_round_trip_and_network_figure(tmp_path):

@@ -19,6 +19,10 @@ from helpers.steering.sae import (SAETrainingSettings, layer_of, load_published_
 from helpers.values.roles import NO_ROLE, NO_SETTING, Persona
 from helpers.values.scoring import STEERING_PHRASE, build_prompt
 from helpers.values.inventory import embedded_inventory
+from helpers.causal.discovery import Graph
+from helpers.config import data_dir
+from helpers.errors import UserError
+from helpers.studies.value_steering import notebook05_graph, role_names, steering_directions
 
 
 def _sparse_activations(n: int = 6000, d: int = 32, atoms: int = 48, active: int = 3, seed: int = 0) -> ActivationSet:
@@ -229,6 +233,44 @@ def test_combined_direction_sums_the_sliders():
     assert torch.equal(combined_direction(directions, {"f1": 2.0, "f2": -1.0}), torch.tensor([2.0, -1.0]))
     with pytest.raises(KeyError):
         combined_direction(directions, {"f3": 1.0})
+
+
+def test_steering_directions_are_unit_features_then_a_seeded_random_control():
+    generator = torch.Generator().manual_seed(1)
+    fake_sae = type("FakeSAE", (), {"W_dec": torch.randn(10, 16, generator=generator) * 3,
+                                    "cfg": type("Cfg", (), {"d_in": 16})()})()
+    torch.manual_seed(123)
+    first = steering_directions(fake_sae, [7, 2], seed=5)
+    torch.manual_seed(456)  # the global generator must not matter: the control draws from its own
+    second = steering_directions(fake_sae, [7, 2], seed=5)
+    assert list(first) == ["f7", "f2", "random"], "features in the order chosen, the control last"
+    assert torch.allclose(first["f7"], fake_sae.W_dec[7] / fake_sae.W_dec[7].norm())
+    expected_random = torch.randn(16, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(first["random"], expected_random / expected_random.norm()), \
+        "the control is the first draw of a generator seeded with the notebook's seed"
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert all(float(d.norm()) == pytest.approx(1.0) for d in first.values())
+    assert not torch.equal(steering_directions(fake_sae, [7], seed=6)["random"], first["random"])
+
+
+def test_role_names_put_the_baseline_with_the_train_roles():
+    from helpers.values.roles import generate_roles
+
+    roles = generate_roles(4, seed=0)
+    train, heldout = role_names(roles[:2], roles[2:])
+    assert train == {roles[0].name, roles[1].name, NO_ROLE.name} and heldout == {roles[2].name, roles[3].name}
+
+
+def test_notebook05_graph_is_read_from_its_run_folder_or_asked_for_in_one_line():
+    with pytest.raises(UserError, match="run notebook 05") as error:
+        notebook05_graph("smoke")
+    message = str(error.value)
+    assert "\n" not in message and "05_value_graph" in message and "'smoke'" in message, message
+    assert not (data_dir() / "05_value_graph").exists(), "looking for the graph must not create notebook 05's folder"
+    graph = Graph(["A", "B", "C"], [("A", "B"), ("B", "C")], {"method": "pc"})
+    graph.to_json(data_dir() / "05_value_graph" / "smoke" / "graph_pc.json")
+    read = notebook05_graph("smoke")
+    assert read.nodes == graph.nodes and read.edges == graph.edges and read.info["method"] == "pc"
 
 
 def test_cli_trains_writes_quality_and_reuses(tmp_path, capsys):

@@ -106,6 +106,16 @@ def test_personas_baseline_and_value_settings():
         ValueSetting("Power", 0)
 
 
+def test_a_setting_label_decodes_back_to_its_setting():
+    for setting in [NO_SETTING, *value_settings(["Power", "Self-Direction", "Universalism"])]:
+        assert ValueSetting.from_label(setting.label) == setting, f"{setting.label!r} must decode to {setting}"
+    assert ValueSetting.from_label("-Self-Direction") == ValueSetting("Self-Direction", -1), \
+        "only the first character is the sign; a hyphen inside the value name belongs to the name"
+    for bad in ("", "+", "Power", "f369@200", "*Power"):
+        with pytest.raises(ValueError, match="Not a value-setting label"):
+            ValueSetting.from_label(bad)
+
+
 @pytest.mark.parametrize("text, answer", [
     ("Thought: Freedom matters to me. Answer: yes", "yes"),
     ("Thought: I prefer rules. Answer: No.", "no"),

@@ -3,6 +3,7 @@
     reference = schwartz_reference()                 # Schwartz circumplex, package data
     metrics = edge_metrics(found, reference)         # SHD, skeleton precision / recall / F1
     changes = score_changes(scores, values)          # steered minus unsteered, per unit
+    own = own_value_change(changes)                  # does "+Power" raise Power? (target x +/-)
     table = side_effects(changes, descendants_of(found))
 
 Side effects (Kang et al.): for a value v, take the interventions (steering roles, SAE features,
@@ -21,6 +22,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..values.roles import ValueSetting
 from .discovery import Graph, descendants
 
 
@@ -113,6 +115,22 @@ def score_changes(scores: pd.DataFrame, values: Sequence[str], unit: str = "role
     deltas = steered[list(values)].to_numpy(float) - base.loc[steered[unit], list(values)].to_numpy(float)
     return pd.concat([steered[[unit, setting]].reset_index(drop=True), pd.DataFrame(deltas, columns=list(values))],
                      axis=1)
+
+
+def own_value_change(changes: pd.DataFrame, setting: str = "setting") -> pd.DataFrame:
+    """Does a value setting move its own value? ``changes`` (``score_changes`` of personas steered
+    by value settings, labels "+<value>" / "-<value>") reduced to the mean change of each targeted
+    value's own score: one row per target value, one column per direction ("+": inclination,
+    "-": disinclination), averaged over the units (roles)."""
+    decoded = [ValueSetting.from_label(label) for label in changes[setting]]
+    targets = [s.value for s in decoded]
+    unknown = sorted({t for t in targets if t is None or t not in changes.columns}, key=str)
+    if unknown:
+        raise ValueError(f"Setting(s) target {unknown}, which are not value columns of changes "
+                         f"({list(changes.columns)}).")
+    own = pd.DataFrame({"target": targets, "direction": ["+" if s.direction > 0 else "-" for s in decoded],
+                        "own_change": [changes[t].iloc[i] for i, t in enumerate(targets)]})
+    return own.pivot_table(index="target", columns="direction", values="own_change")
 
 
 def side_effects(changes: pd.DataFrame, expected: Mapping[str, Iterable[str]],

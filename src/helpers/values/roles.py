@@ -78,6 +78,16 @@ class ValueSetting:
     def label(self) -> str:
         return "none" if self.value is None else f"{'+' if self.direction > 0 else '-'}{self.value}"
 
+    @classmethod
+    def from_label(cls, label: str) -> "ValueSetting":
+        """The setting whose ``label`` is ``label``: "none", "+<value>" or "-<value>" (the inverse
+        of ``label``, for the setting column of a scores table)."""
+        if label == "none":
+            return cls()
+        if len(label) < 2 or label[0] not in "+-":
+            raise ValueError(f"Not a value-setting label: {label!r}; expected 'none', '+<value>' or '-<value>'.")
+        return cls(label[1:], 1 if label[0] == "+" else -1)
+
     def instruction(self, descriptions: dict[str, str] | None = None) -> str:
         if self.value is None:
             return ""
