@@ -36,5 +36,10 @@ def test_notebook_runs_in_smoke_profile(path, suite_data, monkeypatch):
     monkeypatch.setenv(ENV_DATA_DIR, str(suite_data))
     timing = execute_notebook(path, "smoke", data_dir() / "executed")
     assert timing.ok
+    executed = nbformat.read(data_dir() / "executed" / path.name, as_version=4)
+    shown = {o.data["application/vnd.jupyter.widget-view+json"]["model_id"] for c in executed.cells
+             for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})}
+    saved = executed.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    assert shown <= set(saved), f"{path.name}: widgets {sorted(shown - set(saved))[:3]} shown without their state saved"
     assert list(figures_dir().glob("*.png")) or list(figures_dir().glob("*.html")), \
         f"{path.name} saved no figure through helpers.plots.save_fig"
