@@ -9,8 +9,13 @@ import datasets
 import huggingface_hub.constants
 import pytest
 
+from helpers import cli, models
+from helpers.errors import UserError
+from helpers.reflection.pipeline import select_items
 from helpers.tasks import check
-from helpers.tasks.loaders import HUB_SOURCES, humaneval_items, load_hub_benchmark, read_data_source_jsonl
+from helpers.tasks.checkers import normalize_math
+from helpers.tasks.loaders import (CODE_INSTRUCTION, HUB_SOURCES, humaneval_items, load_hub_benchmark,
+                                   read_data_source_jsonl)
 
 # --- HumanEval ----------------------------------------------------------------------------------
 
@@ -117,8 +122,9 @@ def test_data_source_duplicate_ids_are_skipped(tmp_path):
 
 def test_data_source_code_rows_need_tests(tmp_path):
     path = write_lines(tmp_path / "code.jsonl", [json.dumps({"question": "Write f.", "answer": "def f(): pass"})])
-    with pytest.warns(UserWarning, match="test_list"):
-        assert read_data_source_jsonl(path, task="c", domain="code", answer_format="code") == []
+    expected = r"code\.jsonl:1: no row could be used: a code item needs a non-empty 'test_list'"
+    with pytest.raises(UserError, match=expected):
+        read_data_source_jsonl(path, task="c", domain="code", answer_format="code")
 
 
 def test_data_source_empty_and_missing_files(tmp_path):
@@ -142,6 +148,211 @@ def test_data_source_reads_a_real_reflectevo_file(shared_data):
             stored_correct = "Answer is CORRECT" in row[trial]
             assert check(item, row[trial]).correct == stored_correct, \
                 f"{item.id} {trial}: our verdict disagrees with the stored Observation"
+
+
+# --- data_source files of ReflectEvo's four sources, in their public schemas ----------------------
+
+LOGIQA_ROWS = [  # {id, question, answer}: options inside the question, the answer a lower-case letter
+    {"id": 101, "question": "Every member of the chess club plays in the Sunday league. Lin does not play in the "
+                            "Sunday league.\nWhich of the following must be true?\nA.Lin is a member of the chess "
+                            "club.\nB.Lin is not a member of the chess club.\nC.Every Sunday league player is in the "
+                            "chess club.\nD.Lin plays chess on Sundays.", "answer": "b"},
+    {"id": 57, "question": "All the kettles on sale are electric. Some electric appliances are cheap.\nWhich of the "
+                           "following follows?\nA.Some kettles are cheap.\nB.No kettle is cheap.\nC.All cheap "
+                           "appliances are kettles.\nD.None of the above.", "answer": "d"},
+]
+MATH_ROWS = [  # Hendrycks MATH {problem, level, type, solution}: the answer is the solution's last \boxed{}
+    {"problem": "Compute $\\sin 60^\\circ$.", "level": "Level 1", "type": "Precalculus",
+     "solution": "Let $P$ be the point on the unit circle $60^\\circ$ counterclockwise from $(1,0)$, and $D$ the "
+                 "foot of the altitude from $P$. Triangle $POD$ is a 30-60-90 triangle, so $DO = \\frac{1}{2}$ and "
+                 "$PD = \\frac{\\sqrt{3}}{2}$. Therefore $\\sin 60^\\circ = \\boxed{\\frac{\\sqrt{3}}{2}}$."},
+    {"problem": "What is the sum of the first five positive odd integers?", "level": "Level 1", "type": "Algebra",
+     "solution": "A first guess of $\\boxed{20}$ forgets the $9$: the sum is $1 + 3 + 5 + 7 + 9 = \\boxed{25}$."},
+]
+MBPP_ROWS = [  # original MBPP {text, code, task_id, test_setup_code, test_list, challenge_test_list}
+    {"text": "Write a function to find the perimeter of a rectangle.",
+     "code": "def rectangle_perimeter(l,b):\r\n  perimeter=2*(l+b)\r\n  return perimeter", "task_id": 901,
+     "test_setup_code": "", "test_list": ["assert rectangle_perimeter(10,20)==60",
+                                          "assert rectangle_perimeter(10,5)==30",
+                                          "assert rectangle_perimeter(4,2)==12"], "challenge_test_list": []},
+    {"text": "Write a function to find the area of a circle given its radius.",
+     "code": "def circle_area(r):\r\n  return 3.141592653589793 * r * r", "task_id": 902,
+     "test_setup_code": "import math", "test_list": ["assert math.isclose(circle_area(1), math.pi)",
+                                                     "assert math.isclose(circle_area(2), 4 * math.pi)"],
+     "challenge_test_list": ["assert circle_area(0) == 0"]},
+]
+BIGBENCH_ROWS = [  # {question, answer}: free-form text
+    {"question": "The library opens at nine and closes at five on weekdays; on Saturdays it closes at noon.\n\n"
+                 "Question: When does the library close on Saturdays?", "answer": "at noon"},
+    {"question": "Wolfgang Pauli proposed the neutrino in 1930, and Enrico Fermi named it.\n\nQuestion: Who named "
+                 "the neutrino?", "answer": "Enrico Fermi"},
+]
+SOURCES = {"logiqa": (LOGIQA_ROWS, "choice"), "math": (MATH_ROWS, "math"), "mbpp": (MBPP_ROWS, "code"),
+           "bigbench": (BIGBENCH_ROWS, "text")}
+
+
+def write_rows(path, rows):
+    return write_lines(path, [json.dumps(row) for row in rows])
+
+
+def test_logiqa_rows_are_detected_as_choice_with_upper_case_letter_answers(tmp_path):
+    items = read_data_source_jsonl(write_rows(tmp_path / "logiqa_test.jsonl", LOGIQA_ROWS), task="logiqa_test",
+                                   domain="logic")
+    assert [(i.id, i.answer, i.answer_format, i.checker) for i in items] == [
+        ("logiqa_test/101", "B", "choice", "choice"), ("logiqa_test/57", "D", "choice", "choice")]
+    assert items[0].question == LOGIQA_ROWS[0]["question"], "the options stay in the question as written"
+    assert check(items[0], "Thought: Lin is outside the league.\nAction: Finish[B]").correct
+    assert not check(items[0], "Thought: ...\nAction: Finish[A]").correct
+
+
+def test_math_rows_take_the_solutions_last_boxed_answer_and_math_verify_judges_it(tmp_path):
+    items = read_data_source_jsonl(write_rows(tmp_path / "math_test.jsonl", MATH_ROWS), task="math_test",
+                                   domain="math")
+    assert [(i.id, i.answer, i.answer_format, i.checker) for i in items] == [
+        ("math_test/1", "\\frac{\\sqrt{3}}{2}", "math", "math"), ("math_test/2", "25", "math", "math")], \
+        "the answer is the last \\boxed{} (nested braces kept), ids the line numbers"
+    assert items[0].question == MATH_ROWS[0]["problem"]
+    assert items[0].metadata == {"level": "Level 1", "type": "Precalculus", "solution": MATH_ROWS[0]["solution"]}
+    equivalent = "\\dfrac{\\sqrt3}{2}"
+    assert normalize_math(equivalent) != normalize_math(items[0].answer), "equal only symbolically (math-verify)"
+    verdict = check(items[0], f"Thought: sin 60 is root 3 over 2.\nAction: Finish[{equivalent}]")
+    assert (verdict.correct, verdict.extracted) == (True, equivalent)
+    assert not check(items[0], "Action: Finish[\\frac{\\sqrt{2}}{2}]").correct
+    assert check(items[1], "Action: Finish[25]").correct and not check(items[1], "Action: Finish[20]").correct
+
+
+def test_mbpp_rows_show_task_and_tests_and_are_checked_in_the_sandbox(tmp_path):
+    items = read_data_source_jsonl(write_rows(tmp_path / "mbpp_test.jsonl", MBPP_ROWS), task="mbpp_test",
+                                   domain="code")
+    assert [(i.id, i.answer_format, i.checker) for i in items] == [("mbpp_test/901", "code", "code"),
+                                                                  ("mbpp_test/902", "code", "code")]
+    rectangle, circle = items
+    assert rectangle.question == (f"{MBPP_ROWS[0]['text']}\nYour code should pass these tests:\n"
+                                  + "\n".join(MBPP_ROWS[0]["test_list"]) + f"\n{CODE_INSTRUCTION}")
+    assert rectangle.answer == MBPP_ROWS[0]["code"]
+    assert circle.metadata["tests"] == "import math\n" + "\n".join(MBPP_ROWS[1]["test_list"]) + "\n", \
+        "test_setup_code, then test_list; challenge_test_list is not used"
+    for item, row in zip(items, MBPP_ROWS):
+        verdict = check(item, f"Thought: done.\n```python\n{row['code']}\n```\nAction: Finish[done]")
+        assert verdict.correct, f"{item.id}: the reference solution must pass in the sandbox: {verdict.detail}"
+    assert not check(rectangle, "```python\ndef rectangle_perimeter(l, b):\n    return l + b\n```").correct
+    assert not check(circle, "```python\ndef circle_area(r):\n    return 3.14 * r\n```").correct
+
+
+def test_bigbench_rows_are_detected_as_free_text(tmp_path):
+    items = read_data_source_jsonl(write_rows(tmp_path / "bigbench_test.jsonl", BIGBENCH_ROWS),
+                                   task="bigbench_test", domain="language")
+    assert [(i.id, i.answer, i.answer_format, i.checker) for i in items] == [
+        ("bigbench_test/1", "at noon", "text", "text"), ("bigbench_test/2", "Enrico Fermi", "text", "text")]
+    assert check(items[0], "Thought: Saturdays differ.\nAction: Finish[At noon.]").correct
+    assert not check(items[0], "Action: Finish[at five]").correct
+
+
+def test_a_named_answer_format_reads_question_answer_rows_that_way(tmp_path):
+    path = write_rows(tmp_path / "numbers.jsonl", [{"question": "What is half of 3?", "answer": "3/2"}])
+    item, = read_data_source_jsonl(path, task="numbers", domain="math", answer_format="math")
+    assert (item.answer_format, item.checker) == ("math", "math") and check(item, "Action: Finish[1.5]").correct
+    text, = read_data_source_jsonl(path, task="numbers", domain="math")
+    assert text.answer_format == "text", "auto: question/answer rows with free answers are BIG-bench text"
+
+
+def _one_line_error(path, **kwargs) -> str:
+    with pytest.raises(UserError) as error:
+        read_data_source_jsonl(path, task="t", domain="custom", **kwargs)
+    message = str(error.value)
+    assert "\n" not in message, f"the error must be one line:\n{message}"
+    return message
+
+
+def test_a_file_in_no_known_format_fails_naming_line_fields_seen_and_expected(tmp_path):
+    path = write_rows(tmp_path / "other.jsonl", [{"prompt": "2+2?", "target": "4"}, {"prompt": "3+3?", "target": "6"}])
+    message = _one_line_error(path)
+    for text in (f"{path}:1: no row is in a tasks-file format", "has fields {prompt, target}",
+                 "{id, question, answer", "MATH {problem, level, type, solution}",
+                 "MBPP {text, code, task_id, test_setup_code, test_list, challenge_test_list}", "Rename the fields"):
+        assert text in message, f"{text!r} missing from: {message}"
+
+
+def test_a_file_mixing_formats_fails_naming_both_lines(tmp_path):
+    path = write_rows(tmp_path / "mixed.jsonl", [MATH_ROWS[0], MATH_ROWS[1], MBPP_ROWS[0]])
+    message = _one_line_error(path)
+    for text in (f"{path}:3: mixed formats", "line 1 is a MATH row {problem, level, type, solution}",
+                 "line 3 is a MBPP row {text, code, task_id, test_setup_code, test_list, challenge_test_list}",
+                 "split it into one file per format"):
+        assert text in message, f"{text!r} missing from: {message}"
+
+
+def test_a_file_whose_every_row_is_skipped_fails_instead_of_giving_no_questions(tmp_path):
+    unboxed = [dict(row, solution=row["solution"].replace("\\boxed", "")) for row in MATH_ROWS]
+    message = _one_line_error(write_rows(tmp_path / "unboxed.jsonl", unboxed))
+    for text in (f"{tmp_path / 'unboxed.jsonl'}:1: no row could be used: the solution has no \\boxed{{}} answer",
+                 "(and 1 more skipped row(s))", "fields seen {problem, level, type, solution}",
+                 "expected MATH rows {problem, level, type, solution}", "Fix the rows"):
+        assert text in message, f"{text!r} missing from: {message}"
+
+
+def test_a_named_answer_format_that_does_not_fit_the_rows_fails(tmp_path):
+    message = _one_line_error(write_rows(tmp_path / "mbpp.jsonl", MBPP_ROWS), answer_format="choice")
+    for text in (f"{tmp_path / 'mbpp.jsonl'}:1: --tasks-file-format choice does not fit its MBPP rows",
+                 "have code answers", "pass --tasks-file-format code, or auto"):
+        assert text in message, f"{text!r} missing from: {message}"
+
+
+def test_a_row_missing_its_formats_fields_is_skipped_with_its_line(tmp_path):
+    path = write_rows(tmp_path / "math.jsonl", [MATH_ROWS[0], {"problem": "Compute $1+1$."}])
+    with pytest.warns(UserWarning, match=r"line 2: 'solution' missing for a MATH row"):
+        items = read_data_source_jsonl(path, task="math", domain="math")
+    assert [i.id for i in items] == ["math/1"]
+
+
+def test_the_reflectevo_release_file_is_detected_as_logiqa(shared_data):
+    path = shared_data / "reflectevo_formats" / "example_D+.jsonl"
+    detected = read_data_source_jsonl(path, task="reflectevo", domain="logic")
+    assert detected == read_data_source_jsonl(path, task="reflectevo", domain="logic", answer_format="choice")
+    assert {i.answer_format for i in detected} == {"choice"}
+
+
+# --- --tasks-file through the command line (items only: no model loads) -------------------------------
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded while building the questions")
+
+    import helpers.generation as generation
+    monkeypatch.setattr(models, "load_lm", refuse)
+    monkeypatch.setattr(generation, "make_engine", refuse)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_reflect_evaluate_builds_its_questions_from_a_tasks_file_of_each_format(tmp_path, no_model_loads, source):
+    rows, answer_format = SOURCES[source]
+    path = write_rows(tmp_path / f"{source}_test.jsonl", rows)
+    args = cli.build_parser().parse_args(["reflect", "evaluate", "--model", "no/such-model", "--tasks-file", str(path),
+                                          "--n-questions", "2", "--out", str(tmp_path / "result.json")])
+    cfg, items = cli.evaluation_items(args)
+    assert (cfg.tasks, cfg.tasks_file, cfg.tasks_file_format) == ((), str(path), "auto")
+    assert items == read_data_source_jsonl(path, task=f"{source}_test", domain="custom")
+    assert len(items) == 2 and {(i.task, i.answer_format) for i in items} == {(f"{source}_test", answer_format)}
+
+
+def test_reflect_generate_asks_the_questions_of_a_math_tasks_file(tmp_path, no_model_loads):
+    path = write_rows(tmp_path / "math_test.jsonl", MATH_ROWS)
+    args = cli.build_parser().parse_args(["reflect", "generate", "--tasks-file", str(path),
+                                          "--out", str(tmp_path / "run")])
+    items = select_items(cli.generation_config(args))
+    assert [(i.id, i.answer, i.answer_format) for i in items] == [
+        ("math_test/1", "\\frac{\\sqrt{3}}{2}", "math"), ("math_test/2", "25", "math")]
+
+
+def test_reflect_evaluate_on_a_mixed_tasks_file_fails_in_one_line_before_the_model(tmp_path, capsys, no_model_loads):
+    path = write_rows(tmp_path / "mixed.jsonl", [LOGIQA_ROWS[0], MATH_ROWS[0]])
+    status = cli.main(["reflect", "evaluate", "--model", "smollm2-135m-instruct", "--tasks-file", str(path),
+                       "--n-questions", "2", "--out", str(tmp_path / "result.json")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {path}:2: mixed formats") and "zero questions" not in err[0]
+    assert not (tmp_path / "result.json").exists()
 
 
 # --- Hub benchmarks -----------------------------------------------------------------------------

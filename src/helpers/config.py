@@ -126,12 +126,13 @@ def _flag_type(config_cls: type, name: str) -> type:
 
 
 def add_config_flags(parser, config_cls: type, names: list[str], defaults: Any | None = None,
-                     help: Mapping[str, str] | None = None) -> None:
+                     help: Mapping[str, str] | None = None,
+                     choices: Mapping[str, tuple[Any, ...]] | None = None) -> None:
     """Add ``--field-name`` flags for the ``names`` fields of dataclass ``config_cls``.
 
-    The type comes from the field's annotation (bool fields get ``--x/--no-x``). The default is
-    None, meaning "the profile's value", or with ``defaults`` (an instance) that instance's value,
-    shown in the help.
+    The type comes from the field's annotation (bool fields get ``--x/--no-x``); ``choices`` (per
+    field name) limits the values. The default is None, meaning "the profile's value", or with
+    ``defaults`` (an instance) that instance's value, shown in the help.
     """
     for name in names:
         kind = _flag_type(config_cls, name)
@@ -142,7 +143,8 @@ def add_config_flags(parser, config_cls: type, names: list[str], defaults: Any |
         if kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=text)
         else:
-            parser.add_argument(flag, dest=name, type=kind, default=default, help=text)
+            parser.add_argument(flag, dest=name, type=kind, default=default, help=text,
+                                choices=(choices or {}).get(name))
 
 
 def config_values(args, config_cls: type) -> dict[str, Any]:

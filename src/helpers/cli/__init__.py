@@ -4,7 +4,7 @@
     python -m helpers models prepare         # convert and cache the embedded models once
     python -m helpers notebooks --profile smoke 00
     python -m helpers tasks list             # registered tasks with domain and answer format
-    python -m helpers reflect generate --model NAME --tasks T1,T2 [--tasks-file F.jsonl] \
+    python -m helpers reflect generate --model NAME --tasks T1,T2 [--tasks-file F.jsonl [--tasks-file-format auto]] \
         --n-questions N --seed S [--shard i/N] --out DIR     # DIR/raw.jsonl + manifest, resumes
     python -m helpers reflect curate --run DIR [--judge NAME]  # DIR/d_plus*.jsonl, d_pref.jsonl
     python -m helpers reflect train --recipe configs/NAME.yaml --data RUN_DIR --out MODEL_DIR
@@ -32,6 +32,8 @@ from ..config import add_config_flags
 from ..errors import UserError
 from ..evaluation.protocol import EvalConfig
 from ..reflection.pipeline import ReflectionConfig
+from ..tasks import TaskItem
+from ..tasks.loaders import TASKS_FILE_FORMATS
 from ..threads import apply_threads
 
 
@@ -69,11 +71,19 @@ def _task_names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def _add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    """--tasks, --tasks-file and --tasks-file-format, shared by `reflect generate` and `reflect evaluate`."""
+def _add_task_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """--tasks, --tasks-file and --tasks-file-format, shared by `reflect generate` and `reflect evaluate`
+    (``config_cls``: the config whose ``tasks_file_format`` the flag sets)."""
     parser.add_argument("--tasks", help="comma-separated task names (see `tasks list`)")
-    parser.add_argument("--tasks-file", help="JSONL in ReflectEvo's data_source format (question, answer[, test_list])")
-    parser.add_argument("--tasks-file-format", default="choice", choices=["choice", "text", "math", "code"])
+    parser.add_argument("--tasks-file", help="JSONL in ReflectEvo's data_source format: LogiQA {id, question, answer}, "
+                                             "BIG-bench {question, answer}, MATH {problem, level, type, solution}, "
+                                             "MBPP {text, code, task_id, test_setup_code, test_list, ...}, or "
+                                             "{question, answer[, id, test_list]}")
+    add_config_flags(parser, config_cls, ["tasks_file_format"], choices={"tasks_file_format": TASKS_FILE_FORMATS},
+                     help={"tasks_file_format": "auto: detect the --tasks-file's format from its fields; or name its "
+                                                "answer format: choice (LogiQA), text (BIG-bench), math (MATH), code "
+                                                "(MBPP); question/answer rows are then checked that way (default: "
+                                                f"{config_cls.tasks_file_format})"})
     parser.add_argument("--allow-weak-sandbox", action="store_true",
                         help="without bubblewrap, run generated code under Python-level guards only "
                              "(recorded as a warning in the run's manifest)")
@@ -89,19 +99,27 @@ def _apply_sandbox_setting(args) -> None:
         os.environ[ENV_WEAK_SANDBOX] = "1"
 
 
-def _reflect_generate(args) -> int:
+def generation_config(args) -> ReflectionConfig:
+    """The configuration `reflect generate` runs with, from its flags (its questions are
+    ``pipeline.select_items`` of it, chosen before any model loads)."""
     from ..config import preset
-    from ..reflection.pipeline import REFLECTION_PRESETS, generate, parse_shard
+    from ..reflection.pipeline import REFLECTION_PRESETS
 
-    _apply_sandbox_setting(args)
     tasks = _task_names(args.tasks) if args.tasks is not None else None
     if args.tasks_file and args.tasks is None:
         tasks = ()
-    cfg = preset(REFLECTION_PRESETS, args.profile, model=args.model, reflector=args.reflector, tasks=tasks,
-                 tasks_file=args.tasks_file, tasks_file_format=args.tasks_file_format,
-                 n_questions=args.n_questions, n_reflections=args.n_reflections,
-                 reflections_per_instruction=args.reflections_per_instruction, seed=args.seed,
-                 batch_size=args.batch_size, chunk_size=args.chunk_size)
+    return preset(REFLECTION_PRESETS, args.profile, model=args.model, reflector=args.reflector, tasks=tasks,
+                  tasks_file=args.tasks_file, tasks_file_format=args.tasks_file_format,
+                  n_questions=args.n_questions, n_reflections=args.n_reflections,
+                  reflections_per_instruction=args.reflections_per_instruction, seed=args.seed,
+                  batch_size=args.batch_size, chunk_size=args.chunk_size)
+
+
+def _reflect_generate(args) -> int:
+    from ..reflection.pipeline import generate, parse_shard
+
+    _apply_sandbox_setting(args)
+    cfg = generation_config(args)
     start = time.perf_counter()
     path = generate(cfg, args.out, shard=parse_shard(args.shard))
     print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
@@ -139,14 +157,14 @@ def _reflect_train(args) -> int:
     return 0
 
 
-def _reflect_evaluate(args) -> int:
-    from ..artifacts import atomic_write_json
+def evaluation_items(args) -> tuple[EvalConfig, list[TaskItem]]:
+    """The configuration and the held-out questions (``TaskItem``) of `reflect evaluate`, from its
+    flags: every check that can fail (the flags, the model name, the tasks file, the sandbox for code
+    answers) comes here, before any model loads."""
     from ..config import preset
-    from ..evaluation.protocol import (EVAL_PRESETS, Variant, evaluate_variant, heldout_items, result_json,
-                                      training_questions)
-    from ..tasks.sandbox import sandbox_description
+    from ..evaluation.protocol import EVAL_PRESETS, heldout_items, training_questions
+    from ..tasks.sandbox import require_sandbox
 
-    _apply_sandbox_setting(args)
     tasks = _task_names(args.tasks) if args.tasks else ()
     if not tasks and not args.tasks_file:
         raise UserError("Name the tasks to evaluate on (--tasks T1,T2,...) and/or a --tasks-file.")
@@ -162,6 +180,18 @@ def _reflect_evaluate(args) -> int:
     if not items:
         raise UserError("No held-out questions: the tasks and --tasks-file gave none"
                         + (" outside the --exclude runs." if trained else "."))
+    if any(item.checker == "code" for item in items):
+        require_sandbox()  # code answers run in the sandbox: refuse now, not at the first answer
+    return cfg, items
+
+
+def _reflect_evaluate(args) -> int:
+    from ..artifacts import atomic_write_json
+    from ..evaluation.protocol import Variant, evaluate_variant, result_json
+    from ..tasks.sandbox import sandbox_description
+
+    _apply_sandbox_setting(args)
+    cfg, items = evaluation_items(args)
     variant = Variant(args.name or Path(args.model).name, args.model, args.mode)
     start = time.perf_counter()
     result = result_json(variant, cfg, evaluate_variant(variant, items, cfg, progress=True))
@@ -205,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--profile", default="default", help="preset the other flags override (default: default)")
     gen.add_argument("--model", help="generator: embedded name, hub id or folder")
     gen.add_argument("--reflector", help="reflector model (default: the generator)")
-    _add_task_arguments(gen)
+    _add_task_arguments(gen, ReflectionConfig)
     add_config_flags(gen, ReflectionConfig, ["n_questions", "n_reflections", "reflections_per_instruction", "seed",
                                              "batch_size", "chunk_size"],
                      help={"chunk_size": "questions per resumable chunk",
@@ -232,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     eva = reflect.add_parser("evaluate", help="Acc@t1 / Acc@t2 (oracle) and Acc@self of a model on held-out questions")
     eva.add_argument("--model", required=True, help="embedded name, hub id, or a folder (e.g. MODEL_DIR/merged)")
-    _add_task_arguments(eva)
+    _add_task_arguments(eva, EvalConfig)
     eva.add_argument("--n-questions", type=int, required=True, help="questions in total, spread over the tasks")
     add_config_flags(eva, EvalConfig, ["seed"], help={"seed": "question seed (default: the profile's, apart from "
                                                                  "every training seed)"})

@@ -60,7 +60,7 @@ class EvalConfig:
     tasks: tuple[str, ...] = DEFAULT_TASK_MIX
     unseen_tasks: tuple[str, ...] = ("lcm",)  # task types no training run of the suite uses
     tasks_file: str | None = None  # more questions in ReflectEvo's data_source JSONL format
-    tasks_file_format: str = "choice"  # their answer format (choice, text, math, code)
+    tasks_file_format: str = "auto"  # "auto": from the file's fields; or its answer format (choice, text, math, code)
     n_per_task: int = 8
     seed: int = 10_000  # generation runs use small seeds; held-out questions come from this one
     trial_max_new_tokens: int = 80

