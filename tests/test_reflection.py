@@ -1,6 +1,7 @@
-"""Reflection data: instruction pool, prompts, the pipeline on the real embedded LM, resume after a
+"""Reflection data: instruction pool, prompts, the pipeline (on a tiny random LM), resume after a
 kill, sharding, curation, and ReflectEvo format round trips."""
 
+import dataclasses
 import inspect
 import json
 import os
@@ -66,51 +67,54 @@ def test_shards_are_disjoint_and_cover_the_run():
         parse_shard("3/3")
 
 
-def test_pipeline_writes_release_records_and_resumes(engine, tmp_path):
-    engines = Engines(engine, engine)
-    path = generate(SMOKE, tmp_path / "run", engines=engines, progress=False)
+def test_pipeline_writes_release_records_and_resumes(tiny_engine, tiny_lm_dir, tmp_path):
+    # The tiny random LM fails every first trial, so every question goes through reflect and retry.
+    cfg = preset(REFLECTION_PRESETS, "smoke", model=str(tiny_lm_dir))
+    engines = Engines(tiny_engine, tiny_engine)
+    path = generate(cfg, tmp_path / "run", engines=engines, progress=False)
     records = read_run_records(tmp_path / "run")
-    assert len(records) == SMOKE.n_questions and path.name == "raw.jsonl"
+    assert len(records) == cfg.n_questions and path.name == "raw.jsonl"
     for record in records:
         assert set(formats.RAW_FIELDS) <= set(record)
         first, retries = record["output"][0], record["output"][1:]
         assert first["trial"] == 1 and first["reflections"] == []
         assert first["reasoning"].endswith(("Answer is CORRECT", "Answer is INCORRECT"))
-        assert len(retries) == (0 if first["is_correct"] else SMOKE.n_reflections)
+        assert len(retries) == (0 if first["is_correct"] else cfg.n_reflections)
         for retry in retries:
             assert retry["trial"] == 2 and len(retry["reflections"]) == 1 and retry["instruction"].count("/") == 2
+    assert sum(len(r["output"]) > 1 for r in records) >= 6, "the noise model should fail (nearly) every first trial"
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["instruction_pool"] and manifest["task_mix"] == list(SMOKE.tasks)
-    assert manifest["generator"]["gguf_sha256"]
+    assert manifest["instruction_pool"] and manifest["task_mix"] == list(cfg.tasks)
+    assert manifest["generator"]["path"] == str(tiny_lm_dir.resolve())
     before = path.read_text()
-    generate(SMOKE, tmp_path / "run", engines=engines, progress=False)
+    generate(cfg, tmp_path / "run", engines=engines, progress=False)
     assert path.read_text() == before, "a finished run started again must not add or change records"
     with pytest.raises(ValueError, match=r"holds a reflection run made with other settings \(seed differ"):
-        generate(preset(REFLECTION_PRESETS, "smoke", seed=5), tmp_path / "run", engines=engines, progress=False)
+        generate(dataclasses.replace(cfg, seed=5), tmp_path / "run", engines=engines, progress=False)
 
 
-def test_killed_run_resumes_without_duplicates_or_losses(tmp_path):
-    out = tmp_path / "killed"
-    command = [sys.executable, "-m", "helpers", "reflect", "generate", "--profile", "smoke", "--n-questions", "6",
-               "--chunk-size", "2", "--out", str(out)]
+def test_killed_run_resumes_without_duplicates_or_losses(tmp_path, tiny_lm_dir):
+    out, n = tmp_path / "killed", 12
+    command = [sys.executable, "-m", "helpers", "reflect", "generate", "--profile", "smoke", "--model", str(tiny_lm_dir),
+               "--n-questions", str(n), "--chunk-size", "2", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     raw = out / "raw.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if raw.exists() and len(raw.read_text().splitlines()) >= 2:
+        if raw.exists() and raw.read_bytes().count(b"\n") >= 2:
             break
-        time.sleep(0.2)
+        time.sleep(0.02)
     assert process.poll() is None, "the run finished before it could be killed; use more questions"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     kept = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
-    assert 2 <= len(kept) < 6
+    assert 2 <= len(kept) < n
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     final = read_run_records(out)
     ids = [r["id"] for r in final]
-    assert len(raw.read_text().splitlines()) == 6 and len(set(ids)) == 6, "records lost or duplicated"
+    assert len(raw.read_text().splitlines()) == n and len(set(ids)) == n, "records lost or duplicated"
     assert final[: len(kept)] == kept, "records written before the kill must stay as they were"
-    assert sorted(ids) == sorted(i.id for i in select_items(preset(REFLECTION_PRESETS, "smoke", n_questions=6)))
+    assert sorted(ids) == sorted(i.id for i in select_items(preset(REFLECTION_PRESETS, "smoke", n_questions=n)))
 
 
 def _retry(correct: bool, reflection: str) -> dict:

@@ -27,8 +27,11 @@ pytestmark = pytest.mark.resume
 
 GENERATE = ["reflect", "generate", "--profile", "smoke", "--tasks", "basic_arithmetic,syllogism_mc",
             "--n-questions", "6", "--chunk-size", "1", "--seed", "3"]
-TRAIN_SAE = ["steer", "train-sae", "--model", "smollm2-135m-instruct", "--layer", "4", "--tokens", "12000",
-             "--heldout-tokens", "500", "--width", "4608", "--k", "16", "--epochs", "8"]
+# The SAE reads the tiny randomly initialised LM (conftest's ``tiny_lm_dir``): resuming to
+# bit-identical weights does not depend on what the model knows, and its activations take seconds.
+def train_sae_args(model: Path) -> list[str]:
+    return ["steer", "train-sae", "--model", str(model), "--layer", "0", "--tokens", "12000",
+            "--heldout-tokens", "500", "--width", "512", "--k", "16", "--epochs", "8"]
 
 
 def _env() -> dict[str, str]:
@@ -129,9 +132,9 @@ def _checkpoints(out: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted_sae(tmp_path_factory) -> Path:
+def uninterrupted_sae(tmp_path_factory, tiny_lm_dir) -> Path:
     out = tmp_path_factory.mktemp("sae-whole")
-    run_to_end(TRAIN_SAE, out)
+    run_to_end(train_sae_args(tiny_lm_dir), out)
     return out
 
 
@@ -142,26 +145,26 @@ def _assert_same_sae(out: Path, expected: Path) -> None:
         assert torch.equal(got[name], want[name]), f"{name} differs from the uninterrupted run (bit for bit)"
 
 
-def test_sae_training_killed_at_four_points_resumes_to_bit_identical_weights(tmp_path, uninterrupted_sae):
-    out = tmp_path / "sae"
-    kill_when(TRAIN_SAE, out, lambda: (out / "training_settings.json").is_file() or
+def test_sae_training_killed_at_four_points_resumes_to_bit_identical_weights(tmp_path, uninterrupted_sae, tiny_lm_dir):
+    out, sae_args = tmp_path / "sae", train_sae_args(tiny_lm_dir)
+    kill_when(sae_args, out, lambda: (out / "training_settings.json").is_file() or
               (out / "corpus.json").is_file(), "while collecting activations")
     for count in (1, 2, 3):
-        kill_when(TRAIN_SAE, out, lambda n=count: len(_checkpoints(out)) >= n, f"after checkpoint {count}")
-    run_to_end(TRAIN_SAE, out)
+        kill_when(sae_args, out, lambda n=count: len(_checkpoints(out)) >= n, f"after checkpoint {count}")
+    run_to_end(sae_args, out)
     _assert_same_sae(out, uninterrupted_sae)
     assert not (out / "checkpoints").exists()
 
 
 @pytest.mark.parametrize("damaged", ["trainer_state.pt", "sae_weights.safetensors"])
 def test_a_damaged_sae_checkpoint_is_set_aside_and_training_resumes_from_the_one_before(
-        tmp_path, uninterrupted_sae, damaged, capfd):
-    out = tmp_path / "sae"
-    kill_when(TRAIN_SAE, out, lambda: len(_checkpoints(out)) >= 2, "after checkpoint 2")
+        tmp_path, uninterrupted_sae, damaged, capfd, tiny_lm_dir):
+    out, sae_args = tmp_path / "sae", train_sae_args(tiny_lm_dir)
+    kill_when(sae_args, out, lambda: len(_checkpoints(out)) >= 2, "after checkpoint 2")
     newest = _checkpoints(out)[-1]
     path = newest / damaged
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # a copy cut short
-    done = subprocess.run(_command(TRAIN_SAE, out), env=_env(), capture_output=True, text=True, timeout=900)
+    done = subprocess.run(_command(sae_args, out), env=_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"set aside as {newest.name}.corrupt" in done.stdout, done.stdout[-2000:]
     _assert_same_sae(out, uninterrupted_sae)
