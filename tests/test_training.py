@@ -111,6 +111,34 @@ def test_a_recipe_runs_under_accelerate_launch(run_folder, tmp_path):
     assert (tmp_path / "launched" / "merged" / "config.json").exists()
 
 
+@pytest.mark.parametrize("name", ["sft_qa", "sft_one_stage", "sft_two_stage", "dpo"])
+def test_every_recipe_trains_in_two_processes_and_one_model_is_written(run_folder, tmp_path, tiny_lm_dir, name):
+    """`accelerate launch --num_processes 2 --cpu` (gloo): both ranks train, only rank 0 writes, and
+    the folder ends with one adapter per stage, one merged model and nothing half-written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers.models import load_lm
+
+    out = tmp_path / name
+    accelerate = Path(sys.executable).with_name("accelerate")
+    command = [str(accelerate), "launch", "--num_processes", "2", "--cpu", "--mixed_precision", "no",
+               "-m", "helpers", "reflect", "train", "--recipe", str(configs_dir() / f"{name}.yaml"),
+               "--data", str(run_folder), "--model", str(tiny_lm_dir), "--out", str(out), "--max-steps", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"two-process training of {name} failed:\n{done.stderr[-3000:]}"
+    stages = ["correction", "reflection"] if name == "sft_two_stage" else [None]
+    adapters = sorted(p.name for p in out.glob("adapter-*"))
+    assert len(adapters) == len(stages), f"{name}: adapters {adapters}"
+    assert (out / "merged" / "config.json").is_file() and (out / "manifest.json").is_file()
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".lock"
+                 or p.suffix in (".tmp", ".saving")]
+    assert not leftovers, f"{name}: half-written files left behind: {leftovers}"
+    model, _ = load_lm(str(out / "merged"))
+    assert model.config.hidden_size == 32, "the merged model is the tiny base model with the adapter merged in"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule")
 def test_recipes_train_in_fp32_on_a_cpu_without_bf16_arithmetic_and_in_bf16_with_it(tmp_path, monkeypatch):
     import helpers.training as training
