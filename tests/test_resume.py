@@ -25,10 +25,15 @@ from helpers.reflection.curation import curate_d_plus
 
 pytestmark = pytest.mark.resume
 
-GENERATE = ["reflect", "generate", "--profile", "smoke", "--tasks", "basic_arithmetic,syllogism_mc",
+# Every run here uses the tiny randomly initialised LM (conftest's ``tiny_lm_dir``): resuming to the
+# same records and bit-identical weights does not depend on what the model knows, and it runs in seconds.
+
+
+def generate_args(model: Path) -> list[str]:
+    return ["reflect", "generate", "--profile", "smoke", "--model", str(model), "--tasks", "basic_arithmetic,syllogism_mc",
             "--n-questions", "6", "--chunk-size", "1", "--seed", "3"]
-# The SAE reads the tiny randomly initialised LM (conftest's ``tiny_lm_dir``): resuming to
-# bit-identical weights does not depend on what the model knows, and its activations take seconds.
+
+
 def train_sae_args(model: Path) -> list[str]:
     return ["steer", "train-sae", "--model", str(model), "--layer", "0", "--tokens", "12000",
             "--heldout-tokens", "500", "--width", "512", "--k", "16", "--epochs", "8"]
@@ -79,17 +84,17 @@ def _lines(path: Path) -> int:
 # --- reflect generate: 9 kill points -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def uninterrupted_generation(tmp_path_factory) -> list[dict]:
+def uninterrupted_generation(tmp_path_factory, tiny_lm_dir) -> list[dict]:
     out = tmp_path_factory.mktemp("gen-whole")
-    run_to_end(GENERATE, out)
+    run_to_end(generate_args(tiny_lm_dir), out)
     return list(read_jsonl(out / "raw.jsonl"))
 
 
 def _assert_same_records(path: Path, expected: list[dict]) -> None:
     """Every question once, and the same greedy first trial. (Sampled reflections are not compared:
-    the engine's KV cache, reused across calls within a process, shifts bf16 sums by an ulp, so a
-    chunk sampled first in a resumed process can draw other tokens than the same chunk sampled
-    third in an uninterrupted one.)"""
+    the engine's KV cache, reused across calls within a process, can shift floating-point sums by
+    an ulp, so a chunk sampled first in a resumed process can draw other tokens than the same chunk
+    sampled third in an uninterrupted one.)"""
     records = list(read_jsonl(path))
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids)), f"duplicate records after resuming: {ids}"
@@ -101,26 +106,24 @@ def _assert_same_records(path: Path, expected: list[dict]) -> None:
         assert len(got["output"]) == len(record["output"]), f"{record['id']}: another number of reflections"
 
 
-@pytest.mark.slow_resume
-def test_generation_killed_at_six_points_resumes_to_the_same_records(tmp_path, uninterrupted_generation):
-    out, raw = tmp_path / "gen", tmp_path / "gen" / "raw.jsonl"
-    kill_when(GENERATE, out, lambda: (out / "manifest.json").is_file(), "while the model loads")
+def test_generation_killed_at_six_points_resumes_to_the_same_records(tmp_path, uninterrupted_generation, tiny_lm_dir):
+    out, raw, args = tmp_path / "gen", tmp_path / "gen" / "raw.jsonl", generate_args(tiny_lm_dir)
+    kill_when(args, out, lambda: (out / "manifest.json").is_file(), "while the model loads")
     for written in range(1, 6):  # after 1, 2, ... 5 of the 6 questions
-        kill_when(GENERATE, out, lambda n=written: _lines(raw) >= n, f"after {written} records")
-    run_to_end(GENERATE, out)
+        kill_when(args, out, lambda n=written: _lines(raw) >= n, f"after {written} records")
+    run_to_end(args, out)
     _assert_same_records(raw, uninterrupted_generation)
 
 
-@pytest.mark.slow_resume
 @pytest.mark.parametrize("keep", [0.5, 0.02, 0.98], ids=["half", "first-bytes", "all-but-newline"])
-def test_generation_after_a_torn_last_line_redoes_that_record(tmp_path, uninterrupted_generation, keep):
-    out, raw = tmp_path / "gen", tmp_path / "gen" / "raw.jsonl"
-    kill_when(GENERATE, out, lambda: _lines(raw) >= 3, "after 3 records")
+def test_generation_after_a_torn_last_line_redoes_that_record(tmp_path, uninterrupted_generation, keep, tiny_lm_dir):
+    out, raw, args = tmp_path / "gen", tmp_path / "gen" / "raw.jsonl", generate_args(tiny_lm_dir)
+    kill_when(args, out, lambda: _lines(raw) >= 3, "after 3 records")
     data = raw.read_bytes()
     last_start = data.rstrip(b"\n").rfind(b"\n") + 1
     torn = data[:last_start + int((len(data) - last_start) * keep)]
     raw.write_bytes(torn.rstrip(b"\n"))  # a write cut short: no closing newline
-    run_to_end(GENERATE, out)
+    run_to_end(args, out)
     _assert_same_records(raw, uninterrupted_generation)
 
 
@@ -171,8 +174,6 @@ def test_a_damaged_sae_checkpoint_is_set_aside_and_training_resumes_from_the_one
 
 
 # --- reflect train: 5 kill points ----------------------------------------------------------------
-# Opt-in (`pytest -m slow_resume`): six training processes take about half an hour on 2 cores, and
-# this test has not yet been seen to pass end to end, so it stays out of `make test` for now.
 
 def _trial(text: str, correct: bool) -> str:
     return f"Thought: {text}\nAction: Finish[...]\nObservation: Answer is {'CORRECT' if correct else 'INCORRECT'}"
@@ -195,11 +196,11 @@ def d_plus_run(tmp_path_factory) -> Path:
     return folder
 
 
-def _train_args(run: Path) -> list[str]:
+def _train_args(run: Path, model: Path) -> list[str]:
     from helpers.config import configs_dir
 
     return ["reflect", "train", "--recipe", str(configs_dir() / "sft_two_stage.yaml"), "--data", str(run),
-            "--max-steps", "4", "--save-steps", "1"]
+            "--model", str(model), "--max-steps", "4", "--save-steps", "1"]
 
 
 def _assert_same_model(out: Path, expected: Path) -> None:
@@ -208,9 +209,8 @@ def _assert_same_model(out: Path, expected: Path) -> None:
         assert torch.allclose(got[name], want[name], atol=1e-6), f"{name} differs from the uninterrupted run"
 
 
-@pytest.mark.slow_resume
-def test_training_killed_at_four_points_resumes_to_the_same_model(tmp_path, d_plus_run):
-    args = _train_args(d_plus_run)
+def test_training_killed_at_four_points_resumes_to_the_same_model(tmp_path, d_plus_run, tiny_lm_dir):
+    args = _train_args(d_plus_run, tiny_lm_dir)
     whole = tmp_path / "whole"
     run_to_end(args, whole)
     out = tmp_path / "resumed"
@@ -225,8 +225,11 @@ def test_training_killed_at_four_points_resumes_to_the_same_model(tmp_path, d_pl
 
     # A damaged newest checkpoint is set aside: start again from a copy of the killed run.
     redo = tmp_path / "damaged"
-    kill_when(args, redo, lambda: (redo / "checkpoints-reflection" / "checkpoint-2").is_dir(), "after checkpoint 2")
-    newest = max((redo / "checkpoints-reflection").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    # trainer_state.json is the last file a checkpoint gets; a newer folder may be half-written.
+    kill_when(args, redo, lambda: (redo / "checkpoints-reflection" / "checkpoint-2" / "trainer_state.json").is_file(),
+              "after checkpoint 2")
+    complete = [p for p in (redo / "checkpoints-reflection").glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    newest = max(complete, key=lambda p: int(p.name.split("-")[-1]))
     optimizer = newest / "optimizer.pt"
     optimizer.write_bytes(optimizer.read_bytes()[:100])
     done = subprocess.run(_command(args, redo), env=_env(), capture_output=True, text=True, timeout=900)
