@@ -99,3 +99,18 @@ class RecordingEngine:
 @pytest.fixture
 def recording_tiny_engine(tiny_engine) -> RecordingEngine:
     return RecordingEngine(tiny_engine)
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Any model load fails the test: the errors under test must come first."""
+    import helpers.generation as generation
+    from helpers import models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(models, "load_lm", refuse)
+    monkeypatch.setattr(models, "load_encoder", refuse)
+    monkeypatch.setattr(generation, "make_engine", refuse)
+    monkeypatch.setattr(generation.HFEngine, "from_name", classmethod(lambda cls, *a, **k: refuse()))

@@ -9,7 +9,7 @@ import datasets
 import huggingface_hub.constants
 import pytest
 
-from helpers import cli, models
+from helpers import cli
 from helpers.errors import UserError
 from helpers.reflection.pipeline import select_items
 from helpers.tasks import check
@@ -313,16 +313,6 @@ def test_the_reflectevo_release_file_is_detected_as_logiqa(shared_data):
 
 
 # --- --tasks-file through the command line (items only: no model loads) -------------------------------
-
-@pytest.fixture
-def no_model_loads(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded while building the questions")
-
-    import helpers.generation as generation
-    monkeypatch.setattr(models, "load_lm", refuse)
-    monkeypatch.setattr(generation, "make_engine", refuse)
-
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_reflect_evaluate_builds_its_questions_from_a_tasks_file_of_each_format(tmp_path, no_model_loads, source):

@@ -18,19 +18,6 @@ from helpers.artifacts import append_jsonl, atomic_write_json, read_jsonl, repai
 from helpers.errors import UserError
 
 
-@pytest.fixture
-def no_model_loads(monkeypatch):
-    """Any model load fails the test: the errors under test must come first."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded before the input was checked")
-
-    monkeypatch.setattr(models, "load_lm", refuse)
-    monkeypatch.setattr(models, "load_encoder", refuse)
-    import helpers.generation as generation
-    monkeypatch.setattr(generation, "make_engine", refuse)
-    monkeypatch.setattr(generation.HFEngine, "from_name", classmethod(lambda cls, *a, **k: refuse()))
-
-
 def fails_in_one_line(capsys, argv: list[str], *expected: str) -> str:
     assert cli.main(argv) == 2, f"{argv} did not fail with status 2"
     captured = capsys.readouterr()
