@@ -130,8 +130,8 @@ def test_data_source_code_rows_need_tests(tmp_path):
 def test_data_source_empty_and_missing_files(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with pytest.warns(UserWarning, match="no rows"):
-        assert read_data_source_jsonl(empty, task="t", domain="logic", answer_format="text") == []
+    with pytest.raises(UserError, match="holds no questions"):
+        read_data_source_jsonl(empty, task="t", domain="logic", answer_format="text")
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         read_data_source_jsonl(tmp_path / "missing.jsonl", task="t", domain="logic", answer_format="text")
     with pytest.raises(ValueError, match="answer_format"):

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+import warnings
 
 import pandas as pd
 import pytest
@@ -94,7 +95,8 @@ def test_generate_refuses_a_question_count_below_one(tmp_path, capsys, no_model_
 def test_generate_refuses_an_empty_tasks_file(tmp_path, capsys, no_model_loads):
     empty = tmp_path / "tasks.jsonl"
     empty.write_text("")
-    with pytest.warns(UserWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one line on stderr: no warning printed before it
         fails_in_one_line(capsys, ["reflect", "generate", "--profile", "smoke", "--tasks-file", str(empty),
                                    "--out", str(tmp_path / "run")], "holds no questions", str(empty))
 

@@ -161,8 +161,8 @@ def read_data_source_jsonl(path: Path | str, task: str, domain: str, answer_form
         except ValueError as error:
             problems[number] = str(error)
     if not rows and not problems:
-        warnings.warn(f"{path} contains no rows; no items loaded.", stacklevel=2)
-        return []
+        raise UserError(f"{path} holds no questions (no rows): put one JSON object per line, "
+                        "e.g. {\"question\": ..., \"answer\": ...}.")
     row_format, answer_format = _file_format(path, rows, problems, answer_format)
     checker = checker or answer_format
     items, seen = [], set()
